@@ -1,0 +1,158 @@
+/**
+ * `.safetensors` files: an 8-byte little-endian header length, a JSON header
+ * naming each tensor's dtype, shape and byte range, then the data. Router
+ * logits come as one `[L,T,E]` (or `[T,E]`, `[L,B,S,E]`) tensor, or as one
+ * `[T,E]` tensor per layer, ordered by the numbers in their names
+ * (`layer.2` before `layer.10`). Optional `__metadata__` keys `top_k`,
+ * `sequence_lengths` (JSON list) and `micro_batch_sequences` are read too.
+ */
+import { LabInputError, type FloatArray } from "../types.js";
+import { decodeFloats, elementBytes, elementCount, logitsFromTensor, type ElementType, type LogitsInput } from "./tensor.js";
+
+/** Headers beyond this are refused rather than parsed: no real logits file needs one. */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+const dtypes: Record<string, ElementType> = { F16: "float16", BF16: "bfloat16", F32: "float32", F64: "float64" };
+
+interface TensorEntry {
+  name: string;
+  type: ElementType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** True when the bytes start like a safetensors file (length, then `{`). */
+export function looksLikeSafetensors(bytes: Uint8Array): boolean {
+  if (bytes.length < 9) return false;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  return length > 0n && length <= BigInt(bytes.length - 8) && bytes[8] === 0x7b;
+}
+
+export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file"): LogitsInput {
+  if (bytes.length < 8) throw new LabInputError(`${name} is too short to be a .safetensors file (${bytes.length} bytes)`);
+  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (declared > BigInt(MAX_HEADER_BYTES)) {
+    throw new LabInputError(`${name} declares a ${declared}-byte header; headers over ${MAX_HEADER_BYTES} bytes are refused (is this really a .safetensors file?)`);
+  }
+  const headerLength = Number(declared);
+  if (8 + headerLength > bytes.length) {
+    throw new LabInputError(`${name} is truncated or not a .safetensors file: its header claims ${headerLength} bytes, but only ${bytes.length - 8} follow`);
+  }
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+  } catch {
+    throw new LabInputError(`${name} has a header that is not valid JSON: it is corrupt or not a .safetensors file`);
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new LabInputError(`${name} has a header that is not a JSON object`);
+  }
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.length - dataStart;
+  const metadata = (header.__metadata__ ?? {}) as Record<string, unknown>;
+  const entries = Object.entries(header)
+    .filter(([key]) => key !== "__metadata__")
+    .map(([key, value]) => parseEntry(key, value, dataLength, name))
+    .sort((a, b) => naturalCompare(a.name, b.name));
+  if (entries.length === 0) throw new LabInputError(`${name} holds no tensors`);
+
+  const decode = (entry: TensorEntry): FloatArray =>
+    decodeFloats(bytes, dataStart + entry.begin, (entry.end - entry.begin) / elementBytes[entry.type], entry.type);
+
+  let result: Pick<LogitsInput, "logits" | "sequenceLengths">;
+  if (entries.length === 1) {
+    result = logitsFromTensor(entries[0].shape, decode(entries[0]), `tensor '${entries[0].name}' in ${name}`);
+  } else {
+    const first = entries[0];
+    for (const entry of entries) {
+      if (entry.shape.length !== 2) {
+        throw new LabInputError(`${name} holds ${entries.length} tensors, so each should be one layer shaped [tokens, experts]; '${entry.name}' has shape [${entry.shape.join(", ")}]`);
+      }
+      if (entry.shape[0] !== first.shape[0] || entry.shape[1] !== first.shape[1]) {
+        throw new LabInputError(`inconsistent layers in ${name}: '${entry.name}' has shape [${entry.shape.join(", ")}], '${first.name}' has [${first.shape.join(", ")}]`);
+      }
+    }
+    const perLayer = first.shape[0] * first.shape[1];
+    const stacked = new Float32Array(perLayer * entries.length);
+    entries.forEach((entry, l) => stacked.set(decode(entry), l * perLayer));
+    result = logitsFromTensor([entries.length, ...first.shape], stacked, name);
+  }
+  return { ...result, ...readMetadata(metadata, name) };
+}
+
+function parseEntry(key: string, value: unknown, dataLength: number, file: string): TensorEntry {
+  const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (!v || typeof v !== "object" || typeof v.dtype !== "string" || !Array.isArray(v.shape) || !Array.isArray(v.data_offsets) || v.data_offsets.length !== 2) {
+    throw new LabInputError(`tensor '${key}' in ${file} lacks a dtype, shape or data_offsets`);
+  }
+  const type = dtypes[v.dtype];
+  if (!type) throw new LabInputError(`tensor '${key}' in ${file} has dtype ${v.dtype}; router logits are read as F16, BF16, F32 or F64`);
+  const shape = v.shape as number[];
+  const count = elementCount(shape, `tensor '${key}' in ${file}`);
+  const [begin, end] = v.data_offsets as number[];
+  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) {
+    throw new LabInputError(`tensor '${key}' in ${file} has invalid data_offsets [${begin}, ${end}]`);
+  }
+  if (end > dataLength) {
+    throw new LabInputError(`${file} is truncated: tensor '${key}' ends at byte ${end} of the data, which holds only ${dataLength}`);
+  }
+  if (end - begin !== count * elementBytes[type]) {
+    throw new LabInputError(`tensor '${key}' in ${file} has shape [${shape.join(", ")}] (${count * elementBytes[type]} bytes) but data_offsets span ${end - begin} bytes`);
+  }
+  return { name: key, type, shape, begin, end };
+}
+
+function readMetadata(metadata: Record<string, unknown>, file: string): Partial<LogitsInput> {
+  const out: { topK?: number; sequenceLengths?: number[]; microBatchSequences?: number } = {};
+  const integer = (key: string): number | undefined => {
+    if (metadata[key] === undefined) return undefined;
+    const n = Number(metadata[key]);
+    if (!Number.isInteger(n)) throw new LabInputError(`metadata '${key}' in ${file} is ${JSON.stringify(metadata[key])}, not an integer`);
+    return n;
+  };
+  out.topK = integer("top_k");
+  out.microBatchSequences = integer("micro_batch_sequences");
+  if (metadata.sequence_lengths !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(String(metadata.sequence_lengths));
+    } catch {
+      parsed = undefined;
+    }
+    if (!Array.isArray(parsed) || !parsed.every((n) => Number.isInteger(n))) {
+      throw new LabInputError(`metadata 'sequence_lengths' in ${file} must be a JSON list of integers`);
+    }
+    out.sequenceLengths = parsed;
+  }
+  for (const key of Object.keys(out) as (keyof typeof out)[]) if (out[key] === undefined) delete out[key];
+  return out;
+}
+
+/** `layer.2` before `layer.10`: compares runs of digits as numbers. */
+function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
+}
+
+/** Writes a safetensors file of float32 tensors (tests, fixtures, exports). */
+export function writeSafetensors(tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [key, tensor] of Object.entries(tensors)) {
+    header[key] = { dtype: "F32", shape: tensor.shape, data_offsets: [offset, offset + tensor.data.byteLength] };
+    offset += tensor.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.length;
+  for (const tensor of Object.values(tensors)) {
+    out.set(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength), at);
+    at += tensor.data.byteLength;
+  }
+  return out;
+}

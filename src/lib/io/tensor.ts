@@ -1,0 +1,100 @@
+/**
+ * What every reader produces: router logits plus whatever the file could say
+ * about the batch. Shapes accepted everywhere: `[T, E]` (one layer),
+ * `[L, T, E]`, and `[L, B, S, E]` (batch × sequence, as OLMoE-mini's ONNX
+ * `router_logits` output is shaped; it implies B sequences of S tokens).
+ */
+import { LabInputError, type FloatArray, type RouterLogits } from "../types.js";
+import { firstNonFinite } from "../validate.js";
+
+export interface LogitsInput {
+  readonly logits: RouterLogits;
+  readonly topK?: number;
+  readonly sequenceLengths?: number[];
+  readonly microBatchSequences?: number;
+}
+
+export function logitsFromTensor(shape: readonly number[], data: FloatArray, what: string): Pick<LogitsInput, "logits" | "sequenceLengths"> {
+  let layers: number, tokens: number, experts: number;
+  let sequenceLengths: number[] | undefined;
+  if (shape.length === 2) [layers, tokens, experts] = [1, shape[0], shape[1]];
+  else if (shape.length === 3) [layers, tokens, experts] = shape as [number, number, number];
+  else if (shape.length === 4) {
+    const [l, batch, seq, e] = shape;
+    [layers, tokens, experts] = [l, batch * seq, e];
+    sequenceLengths = new Array(batch).fill(seq);
+  } else {
+    throw new LabInputError(`${what} has ${shape.length} dimensions (shape [${shape.join(", ")}]); expected [tokens, experts], [layers, tokens, experts] or [layers, batch, sequence, experts]`);
+  }
+  if (layers < 1 || tokens < 1 || experts < 1) {
+    throw new LabInputError(`${what} has shape [${shape.join(", ")}]: it holds no router logits`);
+  }
+  if (data.length !== layers * tokens * experts) {
+    throw new LabInputError(`${what} declares shape [${shape.join(", ")}] but holds ${data.length} values`);
+  }
+  const bad = firstNonFinite(data);
+  if (bad >= 0) {
+    const e = bad % experts, t = Math.floor(bad / experts) % tokens, l = Math.floor(bad / (experts * tokens));
+    throw new LabInputError(`${what}: router logit at layer ${l}, token ${t}, expert ${e} is ${data[bad]}; every logit must be a finite number`);
+  }
+  return { logits: { data, layers, tokens, experts }, sequenceLengths };
+}
+
+/** Float types the binary readers decode, by their names in each format. */
+export type ElementType = "float16" | "bfloat16" | "float32" | "float64";
+
+export const elementBytes: Record<ElementType, number> = { float16: 2, bfloat16: 2, float32: 4, float64: 8 };
+
+/**
+ * Decodes `count` elements starting at `bytes[offset]`. Float32 and float64
+ * in little-endian are viewed without a copy when aligned; everything else is
+ * converted to float32 (half precisions) or copied.
+ */
+export function decodeFloats(bytes: Uint8Array, offset: number, count: number, type: ElementType, littleEndian = true): FloatArray {
+  const absolute = bytes.byteOffset + offset;
+  if (littleEndian && type === "float32") {
+    return absolute % 4 === 0 ? new Float32Array(bytes.buffer, absolute, count) : new Float32Array(bytes.slice(offset, offset + count * 4).buffer);
+  }
+  if (littleEndian && type === "float64") {
+    return absolute % 8 === 0 ? new Float64Array(bytes.buffer, absolute, count) : new Float64Array(bytes.slice(offset, offset + count * 8).buffer);
+  }
+  const view = new DataView(bytes.buffer, absolute, count * elementBytes[type]);
+  if (type === "float64") {
+    const out = new Float64Array(count);
+    for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, littleEndian);
+    return out;
+  }
+  const out = new Float32Array(count);
+  if (type === "float32") for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, littleEndian);
+  else if (type === "bfloat16") for (let i = 0; i < count; i++) out[i] = bfloat16ToNumber(view.getUint16(i * 2, littleEndian));
+  else for (let i = 0; i < count; i++) out[i] = float16ToNumber(view.getUint16(i * 2, littleEndian));
+  return out;
+}
+
+const scratch = new DataView(new ArrayBuffer(4));
+function bfloat16ToNumber(bits: number): number {
+  scratch.setUint32(0, bits << 16);
+  return scratch.getFloat32(0);
+}
+
+function float16ToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** Product of dimensions, refusing anything that is not a non-negative safe integer. */
+export function elementCount(shape: readonly unknown[], what: string): number {
+  let count = 1;
+  for (const d of shape) {
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
+      throw new LabInputError(`${what} has an invalid shape [${shape.join(", ")}]`);
+    }
+    count *= d;
+  }
+  if (!Number.isSafeInteger(count)) throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
+  return count;
+}

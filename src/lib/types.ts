@@ -1,0 +1,59 @@
+/**
+ * Shapes shared by the whole library.
+ *
+ * Router logits travel as one flat typed array in row-major order
+ * `layers × tokens × experts`, with the shape beside it: never nested JS
+ * arrays in hot paths. Float64 input is accepted too, so that tests can
+ * compare against float64 reference values and finite differences.
+ */
+export type FloatArray = Float32Array | Float64Array;
+
+/** Router logits `x[l][t][e]`, flat, row-major: layers × tokens × experts. */
+export interface RouterLogits {
+  readonly data: FloatArray;
+  readonly layers: number;
+  readonly tokens: number;
+  readonly experts: number;
+}
+
+/** Everything a loss needs to know about a batch besides the logits. */
+export interface BatchLayout {
+  /** Tokens per sequence, in order; they sum to `tokens`. */
+  readonly sequenceLengths: readonly number[];
+  /** Experts chosen per token. */
+  readonly topK: number;
+}
+
+/**
+ * A problem with the input that a user can fix: the message names it in
+ * plain words ("layer 2 has 63 experts, layer 0 has 64"), so that the CLI
+ * prints one line and a page shows one sentence, never a stack trace.
+ */
+export class LabInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LabInputError";
+  }
+}
+
+/** Index of `x[l][t][e]` in the flat array. */
+export function logitIndex(shape: RouterLogits, layer: number, token: number, expert: number): number {
+  return (layer * shape.tokens + token) * shape.experts + expert;
+}
+
+/** Builds `RouterLogits` from nested arrays `[L][T][E]` (tests, small JSON inputs). */
+export function logitsFromNested(nested: readonly (readonly (readonly number[])[])[], precision: "float32" | "float64" = "float64"): RouterLogits {
+  const layers = nested.length;
+  const tokens = layers ? nested[0].length : 0;
+  const experts = tokens ? nested[0][0].length : 0;
+  const data = precision === "float32" ? new Float32Array(layers * tokens * experts) : new Float64Array(layers * tokens * experts);
+  let i = 0;
+  for (const layer of nested) for (const row of layer) for (const value of row) data[i++] = value;
+  return { data, layers, tokens, experts };
+}
+
+/** The logits of one layer as a view (no copy). */
+export function layerView(logits: RouterLogits, layer: number): FloatArray {
+  const size = logits.tokens * logits.experts;
+  return logits.data.subarray(layer * size, (layer + 1) * size);
+}
