@@ -104,3 +104,16 @@ test("bad layouts are refused with a sentence", () => {
   const withNaN = logitsFromNested([[[0, NaN], [1, 0]]]);
   assert.throws(() => computeLosses(withNaN, 1), /layer 0, token 0, expert 1 is NaN/);
 });
+
+test("the engine's exp matches Math.exp to 1e-10 relative on x ≤ 0", async () => {
+  const { expNonPositive } = await import("../src/lib/fast-exp.js");
+  let worst = 0;
+  for (let i = 0; i <= 200_000; i++) {
+    const x = -(i / 200_000) * 700;
+    worst = Math.max(worst, Math.abs(expNonPositive(x) / Math.exp(x) - 1));
+  }
+  assert.ok(worst < 1e-10, `worst relative error ${worst}`);
+  assert.equal(expNonPositive(0), 1);
+  assert.equal(expNonPositive(-1e-300), 1);
+  assert.equal(expNonPositive(-800), 0);
+});

@@ -28,7 +28,7 @@ export const arbitraryBatch = (options: { maxLayers?: number; maxTokens?: number
     .map(({ base, topK, microBatch }) => {
       const tokens = base.sequenceLengths.reduce((a, b) => a + b, 0);
       const data = new Float64Array(base.layers * tokens * base.experts);
-      let state = base.seed >>> 0;
+      let state = (base.seed >>> 0) || 0x9e3779b9; // xorshift must not start at 0
       for (let i = 0; i < data.length; i++) {
         // xorshift: cheap reproducible noise, continuous values (ties have probability ~0)
         state ^= state << 13; state >>>= 0; state ^= state >>> 17; state ^= state << 5; state >>>= 0;

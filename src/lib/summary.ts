@@ -7,6 +7,7 @@
  * softmax.
  */
 import { validateBatch } from "./validate.js";
+import { expNonPositive } from "./fast-exp.js";
 import type { BatchLayout, RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
 
@@ -48,7 +49,7 @@ export function summarize(logits: RouterLogits, topK: number, sequenceLengths: r
         for (let e = 0; e < experts; e++) if (data[row + e] > max) max = data[row + e];
         let sum = 0;
         for (let e = 0; e < experts; e++) {
-          const z = Math.exp(data[row + e] - max);
+          const z = expNonPositive(data[row + e] - max);
           exps[e] = z;
           sum += z;
         }
@@ -68,7 +69,7 @@ export function summarize(logits: RouterLogits, topK: number, sequenceLengths: r
           chosen[i] = e;
         }
         for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
-        const lse = max + Math.log(sum);
+        const lse = max + Math.log(sum); // sum ≥ 1: the max term is exp(0)
         lseSquares += lse * lse;
         if (max > maxLogit) maxLogit = max;
       }

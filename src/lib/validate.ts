@@ -27,23 +27,32 @@ export function validateBatch(logits: RouterLogits, layout: BatchLayout): void {
   if (total !== tokens) {
     throw new LabInputError(`sequence lengths sum to ${total}, but the logits hold ${tokens} tokens`);
   }
-  const bad = firstNonFinite(data);
-  if (bad >= 0) {
-    const expert = bad % experts;
-    const token = Math.floor(bad / experts) % tokens;
-    const layer = Math.floor(bad / (experts * tokens));
-    throw new LabInputError(`router logit at layer ${layer}, token ${token}, expert ${expert} is ${data[bad]}; every logit must be a finite number`);
-  }
+  const bad = firstInvalidLogit(data);
+  if (bad >= 0) throw new LabInputError(`router logit at ${logitPosition(logits, bad)} is ${invalidLogitMessage(data[bad])}`);
 }
 
-/** Index of the first NaN or ±Infinity, or -1. */
-export function firstNonFinite(values: ArrayLike<number>): number {
+/** The largest float32: no router of a real model emits a logit beyond it. */
+export const LARGEST_LOGIT = 3.4028234663852886e38;
+
+/**
+ * Index of the first logit that is NaN, infinite, or beyond the float32
+ * range (a float64 file could hold 1e300, whose squared logsumexp would
+ * overflow the z-loss to Infinity), or -1 when all are fine.
+ */
+export function firstInvalidLogit(values: ArrayLike<number>): number {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    // v - v is NaN exactly when v is NaN or infinite; cheaper than Number.isFinite per element.
-    if (v - v !== 0) return i;
+    // NaN fails both comparisons, hence the negation.
+    if (!(v >= -LARGEST_LOGIT && v <= LARGEST_LOGIT)) return i;
   }
   return -1;
+}
+
+/** The sentence that names a bad logit and where it sits. */
+export function invalidLogitMessage(value: number): string {
+  return Number.isFinite(value)
+    ? `${value}, beyond the float32 range; router logits must lie within ±3.4e38`
+    : `${value}; every logit must be a finite number`;
 }
 
 /** Checks a micro-batch size (in sequences). */
@@ -51,4 +60,12 @@ export function validateMicroBatch(microBatchSequences: number): void {
   if (!Number.isInteger(microBatchSequences) || microBatchSequences < 1) {
     throw new LabInputError(`micro_batch_sequences must be a positive integer; got ${microBatchSequences}`);
   }
+}
+
+/** "layer 2, token 17, expert 5" for a flat index. */
+export function logitPosition(shape: { tokens: number; experts: number }, index: number): string {
+  const expert = index % shape.experts;
+  const token = Math.floor(index / shape.experts) % shape.tokens;
+  const layer = Math.floor(index / (shape.experts * shape.tokens));
+  return `layer ${layer}, token ${token}, expert ${expert}`;
 }

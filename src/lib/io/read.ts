@@ -39,9 +39,6 @@ export function readLogits(bytes: Uint8Array, name: string): LogitsInput {
   if (named && sniffed && named !== sniffed) {
     throw new LabInputError(`${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`);
   }
-  if (named && !sniffed && named !== "json") {
-    throw new LabInputError(`${name} is named .${named} but does not start like one: it is corrupt or not a ${named} file`);
-  }
   switch (format) {
     case "npy":
       return readNpy(bytes, name);

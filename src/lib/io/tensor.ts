@@ -5,7 +5,7 @@
  * `router_logits` output is shaped; it implies B sequences of S tokens).
  */
 import { LabInputError, type FloatArray, type RouterLogits } from "../types.js";
-import { firstNonFinite } from "../validate.js";
+import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
 
 export interface LogitsInput {
   readonly logits: RouterLogits;
@@ -32,11 +32,8 @@ export function logitsFromTensor(shape: readonly number[], data: FloatArray, wha
   if (data.length !== layers * tokens * experts) {
     throw new LabInputError(`${what} declares shape [${shape.join(", ")}] but holds ${data.length} values`);
   }
-  const bad = firstNonFinite(data);
-  if (bad >= 0) {
-    const e = bad % experts, t = Math.floor(bad / experts) % tokens, l = Math.floor(bad / (experts * tokens));
-    throw new LabInputError(`${what}: router logit at layer ${l}, token ${t}, expert ${e} is ${data[bad]}; every logit must be a finite number`);
-  }
+  const bad = firstInvalidLogit(data);
+  if (bad >= 0) throw new LabInputError(`${what}: router logit at ${logitPosition({ tokens, experts }, bad)} is ${invalidLogitMessage(data[bad])}`);
   return { logits: { data, layers, tokens, experts }, sequenceLengths };
 }
 

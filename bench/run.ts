@@ -1,0 +1,31 @@
+/**
+ * `npm run bench`: runs every benchmark, prints one table and writes
+ * `bench/results/latest.json`. Timings are noisy on shared machines: compare
+ * ratios measured within one run, never numbers across runs.
+ * `npm run bench -- loss` runs only the suites whose name contains "loss".
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { benchLossEngine } from "./loss-engine.js";
+import type { BenchRow } from "./timing.js";
+
+const suites: [string, () => Promise<BenchRow[]>][] = [["loss engine", benchLossEngine]];
+
+const filter = process.argv[2];
+const rows: BenchRow[] = [];
+for (const [name, run] of suites) {
+  if (filter && !name.includes(filter)) continue;
+  process.stderr.write(`running ${name}…\n`);
+  rows.push(...(await run()));
+}
+
+const width = Math.max(...rows.map((r) => r.case.length));
+console.log(`${"case".padEnd(width)}  ${"value".padStart(10)}  unit  note`);
+for (const row of rows) {
+  const value = Number.isFinite(row.value) ? row.value.toFixed(row.value < 10 ? 2 : 0) : "—";
+  console.log(`${row.case.padEnd(width)}  ${value.padStart(10)}  ${row.unit.padEnd(4)}  ${row.note ?? ""}`);
+}
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+const result = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, rows };
+writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(result, null, 2));
+console.log("\nwritten: bench/results/latest.json");

@@ -1,0 +1,43 @@
+// Auxiliary-loss-free balancing: biased selection, unbiased gates, sign update.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { biasBalancingStep, updateBias } from "../src/lib/loss-free.js";
+import { maxVioOfLoad } from "../src/lib/losses/max-vio.js";
+import { normalGenerator } from "../src/lib/random.js";
+import type { RouterLogits } from "../src/lib/types.js";
+
+test("a bias changes which experts are chosen but not their gate weights", () => {
+  const logits: RouterLogits = { data: Float64Array.from([2, 1, 0, 0]), layers: 1, tokens: 1, experts: 4 };
+  const p = [Math.exp(2), Math.exp(1), 1, 1].map((z, _, all) => z / all.reduce((a, b) => a + b, 0));
+  const unbiased = biasBalancingStep(logits, 1, new Float64Array(4), 0.1);
+  assert.deepEqual(Array.from(unbiased.chosen), [0]);
+  const biased = biasBalancingStep(logits, 1, Float64Array.from([0, 0, 0, 1]), 0.1);
+  assert.deepEqual(Array.from(biased.chosen), [3]);
+  assert.ok(Math.abs(biased.gates[0] - p[3]) < 1e-15, "gate is the unbiased p of the chosen expert");
+});
+
+test("the sign rule moves each bias by exactly u toward the mean load", () => {
+  // T = 4 tokens, k = 1, E = 4: mean load 1; loads 3, 1, 0, 0
+  const next = updateBias(new Float64Array(4), Float64Array.from([3, 1, 0, 0]), 4, 4, 1, 0.001);
+  assert.deepEqual(Array.from(next), [-0.001, 0, 0.001, 0.001]);
+  const proportional = updateBias(new Float64Array(4), Float64Array.from([3, 1, 0, 0]), 4, 4, 1, 0.5, "proportional");
+  assert.deepEqual(Array.from(proportional), [-1, 0, 0.5, 0.5]);
+});
+
+test("over a stream of skewed batches the bias drives MaxVio down", () => {
+  const E = 8, k = 2, T = 256;
+  const normal = normalGenerator(3);
+  const skew = Array.from({ length: E }, (_, e) => 1.5 - 0.4 * e); // expert 0 favoured
+  let bias: Float64Array = new Float64Array(E);
+  const vio: number[] = [];
+  for (let step = 0; step < 300; step++) {
+    const data = new Float64Array(T * E).map((_, i) => skew[i % E] + normal());
+    const result = biasBalancingStep({ data, layers: 1, tokens: T, experts: E }, k, bias, 0.01);
+    vio.push(maxVioOfLoad(result.load, T, k));
+    bias = result.bias;
+  }
+  const early = vio.slice(0, 5).reduce((a, b) => a + b) / 5;
+  const late = vio.slice(-50).reduce((a, b) => a + b) / 50;
+  assert.ok(early > 1, `skewed start: MaxVio ${early}`);
+  assert.ok(late < 0.35 * early, `MaxVio ${early} → ${late}`);
+});
