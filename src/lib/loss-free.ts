@@ -7,6 +7,8 @@
 import { softmaxRow, topKRow } from "./routing.js";
 import type { RouterLogits } from "./types.js";
 import { validateBatch } from "./validate.js";
+import { maxVioOfLoad } from "./losses/max-vio.js";
+import { normalGenerator } from "./random.js";
 
 /** `sign`: `b ← b + u · sign(mean − c)`; `proportional`: `b ← b + u · (mean − c)`. */
 export type BiasRule = "sign" | "proportional";
@@ -63,4 +65,53 @@ export function updateBias(bias: Float64Array, load: Float64Array, experts: numb
     next[i] = bias[i] + rate * (rule === "sign" ? Math.sign(error) : error);
   }
   return next;
+}
+
+export interface BiasSimulationOptions {
+  experts: number;
+  topK: number;
+  /** Tokens per batch. */
+  tokens: number;
+  steps: number;
+  /** Update rate u. */
+  rate: number;
+  rule?: BiasRule;
+  /** Spread of the router's fixed preference between experts. */
+  popularity?: number;
+  seed?: number;
+}
+
+export interface BiasTrace {
+  /** MaxVio of each batch under the biased selection. */
+  maxVio: number[];
+  /** MaxVio the same batches would have without any bias. */
+  maxVioUnbiased: number[];
+  /** Bias of each expert before each step: steps × experts. */
+  bias: number[][];
+}
+
+/**
+ * A stream of batches from a router with a fixed, skewed preference between
+ * experts (what an aux-loss-free model's router looks like when the bias
+ * alone must balance it), one bias update per batch.
+ */
+export function simulateBiasBalancing(options: BiasSimulationOptions): BiasTrace {
+  const { experts, topK, tokens, steps, rate } = options;
+  const normal = normalGenerator(options.seed ?? 1);
+  const spread = options.popularity ?? 1;
+  const preference = Float64Array.from({ length: experts }, () => spread * normal());
+  let bias: Float64Array = new Float64Array(experts);
+  const trace: BiasTrace = { maxVio: [], maxVioUnbiased: [], bias: [] };
+  const zero = new Float64Array(experts);
+  for (let step = 0; step < steps; step++) {
+    const data = new Float64Array(tokens * experts);
+    for (let i = 0; i < data.length; i++) data[i] = preference[i % experts] + normal();
+    const logits = { data, layers: 1, tokens, experts };
+    trace.bias.push(Array.from(bias));
+    const result = biasBalancingStep(logits, topK, bias, rate, options.rule ?? "sign");
+    trace.maxVio.push(maxVioOfLoad(result.load, tokens, topK));
+    trace.maxVioUnbiased.push(maxVioOfLoad(biasBalancingStep(logits, topK, zero, 0).load, tokens, topK));
+    bias = result.bias;
+  }
+  return trace;
 }

@@ -30,3 +30,12 @@ export function normalGenerator(seed: number): () => number {
     return radius * Math.cos(2 * Math.PI * v);
   };
 }
+
+/** Fisher–Yates shuffle in place, driven by a seeded uniform generator. */
+export function shuffle<T>(items: T[], uniform: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(uniform() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}

@@ -1,0 +1,24 @@
+// Observable Framework configuration. Every URL in the built site is
+// relative, so one build works under any sub-path (GitHub Pages serves a
+// project at /<repository>/); `base` only matters for 404.html.
+export default {
+  title: "MoE Balance Lab",
+  root: "src",
+  base: process.env.MOE_LAB_BASE ?? "/moe-balance-lab/",
+  style: "style.css",
+  // The default list loads Google Fonts: a third-party request, and a failed
+  // one offline. The theme falls back to system fonts.
+  globalStylesheets: [],
+  head: '<link rel="icon" href="data:,">',
+  pages: [
+    { name: "Why balance", path: "/" },
+    { name: "Routing", path: "/routing" },
+    { name: "The load-balancing loss", path: "/load-balancing" },
+    { name: "CV² of importance and load", path: "/cv2" },
+    { name: "Router z-loss", path: "/z-loss" },
+    { name: "Three granularities", path: "/granularity" },
+    { name: "Loss-free balancing", path: "/loss-free" },
+  ],
+  footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
+  search: false,
+};

@@ -1,0 +1,62 @@
+// Figures shared by the pages: each takes data and options and returns a
+// Plot element sized to `width` (pages wrap them in Framework's `resize`).
+import * as Plot from "@observablehq/plot";
+
+export interface FigureOptions {
+  width: number;
+  title?: string;
+  height?: number;
+}
+
+/** Slot counts per expert, with the balanced load `T·k/E` as a rule. */
+export function loadBars(load: readonly number[], options: FigureOptions & { tokens: number; topK: number; highlight?: (e: number) => boolean }): HTMLElement {
+  const meanLoad = (options.tokens * options.topK) / load.length;
+  const data = load.map((count, expert) => ({ expert, count, busy: options.highlight ? options.highlight(expert) : count > meanLoad }));
+  return Plot.plot({
+    width: options.width, height: options.height ?? 240, title: options.title,
+    x: { label: "expert", tickFormat: (d: number) => (load.length > 32 && d % 8 ? "" : String(d)) },
+    y: { label: "load c[e] (routing slots)", grid: true },
+    color: { domain: [false, true], range: ["#9db4d8", "#d9622b"] },
+    marks: [
+      Plot.barY(data, { x: "expert", y: "count", fill: "busy", tip: true }),
+      Plot.ruleY([meanLoad], { stroke: "#333", strokeDasharray: "4 3" }),
+      Plot.text([meanLoad], { y: (d: number) => d, frameAnchor: "right", dy: -6, text: () => "balanced load T·k/E" }),
+      Plot.ruleY([0]),
+    ],
+  }) as HTMLElement;
+}
+
+/** A rows × columns heatmap of a flat array. */
+export function heatmap(
+  values: ArrayLike<number>, rows: number, columns: number,
+  options: FigureOptions & { x: string; y: string; legend: string; diverging?: boolean; scheme?: Plot.ColorScheme; rowLabels?: readonly string[] },
+): HTMLElement {
+  const cells: { row: string | number; column: number; value: number }[] = [];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) cells.push({ row: options.rowLabels?.[r] ?? r, column: c, value: values[r * columns + c] });
+  let extent = 0;
+  for (const cell of cells) extent = Math.max(extent, Math.abs(cell.value));
+  return Plot.plot({
+    width: options.width, height: options.height ?? Math.min(420, 40 + rows * 18), title: options.title, padding: 0,
+    marginLeft: options.rowLabels ? 70 : 40,
+    x: { label: options.x, tickFormat: (d: number) => (columns > 24 && d % 4 ? "" : String(d)) },
+    y: { label: options.y, tickFormat: (d: number | string) => (typeof d === "number" && rows > 24 && d % 4 ? "" : String(d)) },
+    color: options.diverging
+      ? { type: "linear", scheme: "BuRd", domain: [-extent || -1, extent || 1], legend: true, label: options.legend }
+      : { type: "linear", scheme: options.scheme ?? "Blues", domain: [0, extent || 1], legend: true, label: options.legend },
+    marks: [Plot.cell(cells, { x: "column", y: "row", fill: "value", tip: true, inset: 0.5 })],
+  }) as HTMLElement;
+}
+
+/** Lines over steps, one per series. */
+export function stepLines(
+  points: readonly { step: number; value: number; series: string }[],
+  options: FigureOptions & { y: string; x?: string; logY?: boolean; zero?: boolean },
+): HTMLElement {
+  return Plot.plot({
+    width: options.width, height: options.height ?? 260, title: options.title,
+    x: { label: options.x ?? "step" },
+    y: { label: options.y, grid: true, type: options.logY ? "log" : "linear", zero: options.zero },
+    color: { legend: true },
+    marks: [Plot.lineY(points, { x: "step", y: "value", stroke: "series", tip: true }), ...(options.logY ? [] : [Plot.ruleY([0])])],
+  }) as HTMLElement;
+}

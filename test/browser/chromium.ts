@@ -1,0 +1,33 @@
+/**
+ * Debian's Chromium driven by playwright-core: never a downloaded browser.
+ * WebGPU is offered through SwiftShader so the WebGPU path can be tested on
+ * a machine with no GPU.
+ */
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+export async function launch(options: { webgpu?: boolean } = {}): Promise<BrowserContext> {
+  const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
+  if (options.webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader");
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "moe-lab-chromium-")), {
+    executablePath: chromiumPath, headless: true, args, viewport: { width: 1200, height: 900 },
+  });
+}
+
+/** Collects console errors, page errors and failed requests of a page. */
+export function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()} (${request.failure()?.errorText})`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  return problems;
+}

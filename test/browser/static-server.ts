@@ -1,0 +1,51 @@
+/**
+ * Serves `dist/` under a sub-path, the way GitHub Pages serves a project site
+ * (`https://user.github.io/moe-balance-lab/`), with no COOP/COEP headers, as
+ * Pages sends none. Requests outside the base path get 404 and are recorded,
+ * so that tests catch root-absolute URLs.
+ */
+import { createServer, type Server } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import type { AddressInfo } from "node:net";
+
+const types: Record<string, string> = {
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
+  ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".svg": "image/svg+xml", ".png": "image/png",
+  ".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".csv": "text/csv", ".txt": "text/plain",
+};
+
+export interface StaticSite {
+  url: string;
+  outside: string[];
+  close(): Promise<void>;
+}
+
+export async function serveDist(root: string, base = "/moe-balance-lab/"): Promise<StaticSite> {
+  const outside: string[] = [];
+  const server: Server = createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
+    if (!path.startsWith(base)) {
+      outside.push(path);
+      response.writeHead(404).end("outside the base path");
+      return;
+    }
+    let file = normalize(join(root, path.slice(base.length)));
+    if (!file.startsWith(normalize(root))) return void response.writeHead(403).end();
+    try {
+      if ((await stat(file)).isDirectory()) file = join(file, "index.html");
+    } catch {
+      // Framework writes clean URLs as page.html
+      file = file.endsWith(".html") ? file : `${file}.html`;
+    }
+    try {
+      const body = await readFile(file);
+      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      response.writeHead(404).end("not found");
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}${base}`, outside, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
