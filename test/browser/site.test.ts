@@ -1,0 +1,131 @@
+// The built site in headless Chromium, served under a sub-path as GitHub
+// Pages serves it: every page renders its formulas and figures with no
+// console error and no failed request, and moving a slider updates a number
+// to exactly what the library computes here in Node.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { BrowserContext, Page } from "playwright-core";
+import { launch, watchProblems } from "./chromium.js";
+import { serveDist, type StaticSite } from "./static-server.js";
+import { syntheticBatch, domainMix } from "../../src/lib/synthetic.js";
+import { summarize } from "../../src/lib/summary.js";
+import { lossRecord } from "../../src/lib/losses/index.js";
+
+const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
+const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free"];
+
+let site: StaticSite;
+let browser: BrowserContext;
+
+before(async () => {
+  assert.ok(existsSync(dist), "dist/ is missing: run `npm run build` first (npm test does)");
+  site = await serveDist(dist);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+async function open(path: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(site.url + path, { waitUntil: "networkidle" });
+  await page.waitForSelector("#observablehq-main");
+  await page.waitForTimeout(300);
+  return { page, problems };
+}
+
+/** Moves an Inputs.range slider, found by its label, to `value`. */
+async function setRange(page: Page, label: string, value: number): Promise<void> {
+  const form = page.locator("form", { has: page.locator("label", { hasText: label }) });
+  await form.locator("input[type=range]").fill(String(value));
+  await page.waitForTimeout(300);
+}
+
+const number = async (page: Page, testId: string) => Number(await page.getByTestId(testId).first().textContent());
+
+for (const path of pages) {
+  test(`page /${path} renders formulas and figures with no error`, async () => {
+    const { page, problems } = await open(path);
+    const errorCells = await page.$$eval(".observablehq--error", (els) => els.map((e) => e.textContent));
+    assert.deepEqual(errorCells, [], "cells in error");
+    assert.equal(await page.locator(".katex-error").count(), 0, "unrendered formula");
+    assert.ok((await page.locator(".katex").count()) > 0, "no formula rendered");
+    const figures = await page.$$eval("svg[class^='plot']", (svgs) =>
+      svgs
+        .filter((svg) => !svg.closest("[class$='-ramp']") && svg.getAttribute("height") !== "50")
+        .map((svg) => {
+          const marks = [...svg.querySelectorAll(":scope > g[aria-label]")].filter((g) => !/axis|tick|grid|rule|label|text/.test(g.getAttribute("aria-label") ?? ""));
+          return marks.reduce((count, g) => count + g.children.length, 0);
+        }),
+    );
+    assert.ok(figures.length > 0, "no figure on the page");
+    figures.forEach((marks, i) => assert.ok(marks > 0, `figure ${i} is empty`));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(site.outside, [], "requests outside the base path");
+    await page.close();
+  });
+}
+
+test("granularity: the micro-batch slider shows exactly the library's lbl.micro_batch", async () => {
+  const { page, problems } = await open("granularity");
+  const batch = syntheticBatch({ layers: 2, experts: 16, domains: domainMix(16, 0.5, "grouped"), tokensPerSequence: 64, specialisation: 1.5, seed: 11 });
+  const summary = summarize(batch.logits, 2, batch.sequenceLengths);
+  const before = await number(page, "g-micro");
+  assert.equal(before, Number(lossRecord(summary, 2).lbl.micro_batch.toFixed(4)));
+  for (const m of [4, 8, 16]) {
+    await setRange(page, "micro-batch size m", m);
+    const record = lossRecord(summary, m);
+    assert.equal(await number(page, "g-micro"), Number(record.lbl.micro_batch.toFixed(4)), `m = ${m}`);
+    assert.equal(await number(page, "g-global"), Number(record.lbl.global.toFixed(4)), `m = ${m}`);
+    assert.equal(await number(page, "g-maxvio-micro"), Number(record.max_vio.micro_batch.toFixed(3)), `m = ${m}`);
+  }
+  // with one micro-batch of all 16 sequences, micro_batch = global = switch
+  assert.equal(await number(page, "g-micro"), await number(page, "g-switch"));
+  assert.notEqual(before, await number(page, "g-micro"));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("z-loss: top-k divides the OLMoE normalisation and nothing else", async () => {
+  const { page, problems } = await open("z-loss");
+  const base = syntheticBatch({ layers: 4, experts: 64, domains: ["code", "prose"], tokensPerSequence: 128, seed: 5 });
+  const stMoe = lossRecord(summarize(base.logits, 8), 1).z_loss.st_moe;
+  assert.equal(await number(page, "z-st-moe"), Number(stMoe.toFixed(4)));
+  await setRange(page, "top-k", 4);
+  assert.equal(await number(page, "z-st-moe"), Number(stMoe.toFixed(4)));
+  assert.equal(await number(page, "z-olmoe"), Number((stMoe / 4).toFixed(4)));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("z-loss: large logits break the naive float32 formula, not the stable one", async () => {
+  const { page } = await open("z-loss");
+  assert.notEqual(await page.getByTestId("z-naive").textContent(), "Infinity");
+  await setRange(page, "logit scale", 40);
+  assert.equal(await page.getByTestId("z-naive").textContent(), "Infinity");
+  assert.ok(Number.isFinite(await number(page, "z-st-moe")));
+  await page.close();
+});
+
+test("load-balancing: the equal-logits trap reads lbl.switch = 1 with MaxVio = E/k − 1", async () => {
+  const { page } = await open("load-balancing");
+  await page.locator("form", { has: page.locator("label", { hasText: "all logits equal" }) }).locator("input[type=checkbox]").check();
+  await page.waitForTimeout(300);
+  assert.equal(await number(page, "lbl-switch"), 1);
+  assert.equal(await number(page, "trap-maxvio"), 16 / 2 - 1);
+  await page.close();
+});
+
+test("why balance: without α the router collapses, with α = 0.01 it does not", async () => {
+  const { page } = await open("");
+  assert.ok((await number(page, "dead-experts")) > 8);
+  await page.locator("form", { has: page.locator("label", { hasText: "LBL α" }) }).locator("select").selectOption("0.03");
+  await page.waitForTimeout(500);
+  assert.equal(await number(page, "dead-experts"), 0);
+  await page.close();
+});
