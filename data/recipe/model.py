@@ -1,0 +1,209 @@
+"""OLMoE-mini: OLMoE-1B-7B's architecture scaled down (nanoGPT-style, one file).
+
+Decoder-only; RMSNorm pre-norm; QK-norm (an RMSNorm over the whole projected q
+and over the whole projected k, before the split into heads, as in the
+transformers OLMoE model); RoPE (theta 10,000); an MoE layer in every block:
+a bias-free linear router, softmax over all experts, top-k, gates NOT
+renormalised (norm_topk_prob = false), SwiGLU experts, dropless; untied LM head.
+
+Three MoE forward paths compute the same function:
+  grouped slots sorted by expert, one matmul per expert on its contiguous run
+          (training: exact FLOPs however imbalanced the routing);
+  padded  slots sorted into one buffer padded to the busiest expert, batched
+          matmuls (fast when balanced, E/k times the work when collapsed);
+  dense   every expert on every token, gates masked by TopK + ScatterElements
+          (what is exported to ONNX: torch 1.13's exporter silently drops the
+          accumulation of index_add, so the sorted path cannot be exported).
+"""
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class Config:
+    vocab_size: int = 4096
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_experts: int = 64
+    top_k: int = 8
+    expert_hidden: int = 64
+    max_seq: int = 256
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(config, seq):
+    head = config.d_model // config.n_heads
+    inv = 1.0 / (config.rope_theta ** (torch.arange(0, head, 2, dtype=torch.float32) / head))
+    angles = torch.arange(seq, dtype=torch.float32)[:, None] * inv[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x, cos, sin):
+    # x: [B, H, S, D]; rotate the two halves (the transformers "rotate_half" convention)
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos = torch.cat([cos, cos], -1)
+    sin = torch.cat([sin, sin], -1)
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        d = config.d_model
+        self.heads = config.n_heads
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+        self.o = nn.Linear(d, d, bias=False)
+        self.q_norm = RMSNorm(d, config.norm_eps)
+        self.k_norm = RMSNorm(d, config.norm_eps)
+
+    def forward(self, x, cos, sin):
+        B, S, D = x.shape
+        H = self.heads
+        q = self.q_norm(self.q(x)).view(B, S, H, D // H).transpose(1, 2)
+        k = self.k_norm(self.k(x)).view(B, S, H, D // H).transpose(1, 2)
+        v = self.v(x).view(B, S, H, D // H).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(D // H)
+        causal = torch.ones(S, S, dtype=torch.bool, device=x.device).triu(1)
+        scores = scores.masked_fill(causal, float("-inf"))
+        y = scores.softmax(-1) @ v
+        return self.o(y.transpose(1, 2).reshape(B, S, D))
+
+
+class MoE(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        d, h, E = config.d_model, config.expert_hidden, config.n_experts
+        self.top_k = config.top_k
+        self.router = nn.Linear(d, E, bias=False)
+        self.w_gate = nn.Parameter(torch.randn(E, d, h) / math.sqrt(d))
+        self.w_up = nn.Parameter(torch.randn(E, d, h) / math.sqrt(d))
+        self.w_down = nn.Parameter(torch.randn(E, h, d) / math.sqrt(h))
+        # Auxiliary-loss-free balancing: a bias added to the scores only to choose.
+        self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
+        self.path = "grouped"
+
+    def forward(self, x):
+        N, d = x.shape
+        logits = self.router(x)
+        probs = logits.float().softmax(-1)
+        chosen = torch.topk(probs + self.expert_bias, self.top_k, dim=-1).indices
+        gates = probs.gather(1, chosen)  # unbiased, not renormalised (OLMoE)
+        if self.path == "dense":
+            y = self._dense(x, chosen, gates)
+        elif self.path == "padded":
+            y = self._sorted(x, chosen, gates)
+        else:
+            y = self._grouped(x, chosen, gates)
+        return y, logits, chosen
+
+    def _dense(self, x, chosen, gates):
+        hidden = F.silu(torch.einsum("nd,edh->neh", x, self.w_gate)) * torch.einsum("nd,edh->neh", x, self.w_up)
+        out = torch.einsum("neh,ehd->ned", hidden, self.w_down)
+        mask = torch.zeros(x.shape[0], self.w_gate.shape[0], dtype=x.dtype).scatter(1, chosen, gates.to(x.dtype))
+        return (out * mask.unsqueeze(-1)).sum(1)
+
+    def _grouped(self, x, chosen, gates):
+        # Slots sorted by expert, then one matmul per expert on its contiguous
+        # run: exact FLOPs whatever the imbalance (a padded buffer costs
+        # E × the busiest expert's count, up to E/k times more when collapsed).
+        N, d = x.shape
+        E = self.w_gate.shape[0]
+        flat_expert = chosen.reshape(-1)
+        order = torch.argsort(flat_expert, stable=True)
+        token_of_slot = order // self.top_k
+        counts = torch.bincount(flat_expert, minlength=E).tolist()
+        xs = x[token_of_slot].split(counts)
+        outs = []
+        for e, xe in enumerate(xs):
+            if xe.shape[0]:
+                outs.append((F.silu(xe @ self.w_gate[e]) * (xe @ self.w_up[e])) @ self.w_down[e])
+        out = torch.cat(outs)
+        weighted = out * gates.reshape(-1)[order].unsqueeze(-1).to(out.dtype)
+        return x.new_zeros(N, d).index_add_(0, token_of_slot, weighted)
+
+    def _sorted(self, x, chosen, gates):
+        N, d = x.shape
+        E = self.w_gate.shape[0]
+        flat_expert = chosen.reshape(-1)
+        order = torch.argsort(flat_expert, stable=True)
+        token_of_slot = order // self.top_k
+        counts = torch.bincount(flat_expert, minlength=E)
+        capacity = int(counts.max())
+        starts = torch.cumsum(counts, 0) - counts
+        sorted_expert = flat_expert[order]
+        position = torch.arange(order.numel()) - starts[sorted_expert]
+        buffer = x.new_zeros(E, capacity, d)
+        buffer[sorted_expert, position] = x[token_of_slot]
+        hidden = F.silu(torch.bmm(buffer, self.w_gate)) * torch.bmm(buffer, self.w_up)
+        out = torch.bmm(hidden, self.w_down)[sorted_expert, position]
+        weighted = out * gates.reshape(-1)[order].unsqueeze(-1).to(out.dtype)
+        return x.new_zeros(N, d).index_add_(0, token_of_slot, weighted)
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = Attention(config)
+        self.moe_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.moe = MoE(config)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        B, S, D = x.shape
+        y, logits, chosen = self.moe(self.moe_norm(x).reshape(B * S, D))
+        return x + y.view(B, S, D), logits.view(B, S, -1), chosen.view(B, S, -1)
+
+
+class OLMoEMini(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.lm_head.weight, std=0.02)
+
+    def set_moe_path(self, path):
+        for block in self.blocks:
+            block.moe.path = path
+
+    def forward(self, input_ids):
+        """Returns logits [B, S, V], router logits [L, B, S, E] and chosen experts [L, B, S, k]."""
+        B, S = input_ids.shape
+        cos, sin = rope_tables(self.config, S)
+        x = self.embed(input_ids)
+        router, chosen = [], []
+        for block in self.blocks:
+            x, r, c = block(x, cos, sin)
+            router.append(r)
+            chosen.append(c)
+        return self.lm_head(self.norm(x)), torch.stack(router), torch.stack(chosen)
+
+    def parameter_count(self):
+        return sum(p.numel() for p in self.parameters())
