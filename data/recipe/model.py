@@ -120,10 +120,15 @@ class MoE(nn.Module):
         return y, logits, chosen
 
     def _dense(self, x, chosen, gates):
-        hidden = F.silu(torch.einsum("nd,edh->neh", x, self.w_gate)) * torch.einsum("nd,edh->neh", x, self.w_up)
-        out = torch.einsum("neh,ehd->ned", hidden, self.w_down)
-        mask = torch.zeros(x.shape[0], self.w_gate.shape[0], dtype=x.dtype).scatter(1, chosen, gates.to(x.dtype))
-        return (out * mask.unsqueeze(-1)).sum(1)
+        # MatMul-only formulation (no Einsum) so every ONNX Runtime backend runs it.
+        N, d = x.shape
+        E, _, h = self.w_gate.shape
+        gate_proj = (x @ self.w_gate.transpose(0, 1).reshape(d, E * h)).view(N, E, h)
+        up_proj = (x @ self.w_up.transpose(0, 1).reshape(d, E * h)).view(N, E, h)
+        hidden = (F.silu(gate_proj) * up_proj).transpose(0, 1)  # [E, N, h]
+        out = hidden @ self.w_down  # [E, N, d]
+        mask = torch.zeros(N, E, dtype=x.dtype).scatter(1, chosen, gates.to(x.dtype))  # [N, E]
+        return (out * mask.transpose(0, 1).unsqueeze(-1)).sum(0)
 
     def _grouped(self, x, chosen, gates):
         # Slots sorted by expert, then one matmul per expert on its contiguous

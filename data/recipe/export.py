@@ -1,0 +1,122 @@
+"""Exports a trained OLMoE-mini checkpoint to ONNX and saves PyTorch reference outputs.
+
+The graph uses the dense MoE path (every expert on every token, gates masked
+by TopK + ScatterElements): torch 1.13's exporter silently drops index_add's
+accumulation, which the training path relies on. Inputs: input_ids
+[batch, seq] (int64); outputs: logits [batch, seq, vocab] and router_logits
+[layers, batch, seq, experts], batch and seq dynamic.
+
+With --fp16 the weights are stored as float16 and cast to float32 inside the
+graph (Cast nodes after each initializer): half the file, float32 arithmetic
+on every backend (WebGPU's fp16 needs shader-f16, which many adapters lack).
+
+Also writes <out>.reference.json: input ids of held-out text per domain and
+the PyTorch float32 outputs (router logits in full, logits for the first rows)
+for the parity tests in Node.
+
+usage: python3 data/recipe/export.py --state RUNS/micro/state.pt --out data/models/micro.onnx [--fp16]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper, TensorProto
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model import Config, OLMoEMini  # noqa: E402
+
+
+class Exported(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        logits, router, _ = self.model(input_ids)
+        return logits, router
+
+
+def load(state_path):
+    state = torch.load(state_path)
+    model = OLMoEMini(Config(**state["config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, state
+
+
+# Tensors below this many elements stay float32: the router, attention and norm
+# weights (a few percent of the file), whose rounding would move the router
+# logits most. Embeddings, LM head and experts (the bulk) go to float16.
+KEEP_FP32_BELOW = 10_000
+
+
+def to_fp16_storage(path):
+    graph_model = onnx.load(path)
+    graph = graph_model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < KEEP_FP32_BELOW:
+            continue
+        values = numpy_helper.to_array(init).astype(np.float16)
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values, name + "__fp16"))
+        casts.append(helper.make_node("Cast", [name + "__fp16"], [name], to=TensorProto.FLOAT, name="cast_" + name))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.checker.check_model(graph_model)
+    onnx.save(graph_model, path)
+
+
+def reference_inputs(corpus, count_per_domain, length):
+    tokens = np.fromfile(os.path.join(corpus, "heldout.tokens.u16"), dtype="<u2")
+    domains = np.fromfile(os.path.join(corpus, "heldout.domains.u8"), dtype=np.uint8)
+    rows, names = [], []
+    windows = np.arange(0, len(tokens) - length, length)
+    for domain, name in ((0, "code"), (1, "prose")):
+        pure = [s for s in windows if (domains[s:s + length] == domain).all()]
+        for s in pure[:: max(1, len(pure) // count_per_domain)][:count_per_domain]:
+            rows.append(tokens[s:s + length].astype(np.int64))
+            names.append(name)
+    return np.stack(rows), names
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--state", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--fp16", action="store_true")
+    parser.add_argument("--reference-length", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model, state = load(args.state)
+    model.set_moe_path("dense")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    ids, names = reference_inputs(args.corpus, 2, args.reference_length)
+    example = torch.from_numpy(ids)
+    with torch.no_grad():
+        logits, router = Exported(model)(example)
+    torch.onnx.export(
+        Exported(model), (example,), args.out, opset_version=17,
+        input_names=["input_ids"], output_names=["logits", "router_logits"],
+        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}, "router_logits": {1: "batch", 2: "seq"}},
+    )
+    if args.fp16:
+        to_fp16_storage(args.out)
+    reference = {
+        "strategy": state["strategy"], "config": state["config"], "steps": state["step"], "precision": "fp16-weights" if args.fp16 else "fp32",
+        "input_ids": ids.tolist(), "domains": names,
+        "router_logits": router.numpy().astype(float).round(7).tolist(),
+        "logits_first_rows": logits[:, :4].numpy().astype(float).round(6).tolist(),
+    }
+    with open(args.out.replace(".onnx", ".reference.json"), "w") as f:
+        json.dump(reference, f)
+    print(json.dumps({"onnx": args.out, "bytes": os.path.getsize(args.out), "precision": reference["precision"]}))
+
+
+if __name__ == "__main__":
+    main()
