@@ -1,0 +1,254 @@
+/**
+ * One MoE layer small enough to train in a browser tab, step by step, with
+ * the library's analytic gradients (no autodiff): a linear router over E
+ * linear experts, OLMoE gates (top-k of the softmax, not renormalised), on a
+ * synthetic mixture of clustered inputs where each cluster has its own target
+ * map, so that experts gain by specialising.
+ *
+ * Shapes: inputs N × d, targets N × o, router d × E, experts E × d × o.
+ * A batch is M micro-batches of n samples; each micro-batch is drawn from a
+ * single cluster, like a micro-batch of one domain, which is where micro-batch
+ * and global-batch balancing part ways.
+ */
+import { lossGradient } from "./losses/gradients.js";
+import { lossRecord } from "./losses/index.js";
+import { maxVioOfLoad } from "./losses/max-vio.js";
+import { normalGenerator, uniformGenerator } from "./random.js";
+import { summarize } from "./summary.js";
+import { softmaxRow, topKRow } from "./routing.js";
+import { updateBias } from "./loss-free.js";
+
+export type Strategy = "none" | "lbl-micro" | "lbl-global" | "loss-free";
+
+export interface LayerConfig {
+  experts: number;
+  topK: number;
+  inputDim: number;
+  outputDim: number;
+  clusters: number;
+  microBatches: number;
+  microBatchSize: number;
+  learningRate: number;
+  strategy: Strategy;
+  /** LBL coefficient (lbl-micro, lbl-global). */
+  alpha: number;
+  /** z-loss coefficient, OLMoE normalisation (÷ k). */
+  beta: number;
+  /** Bias update rate (loss-free). */
+  biasRate: number;
+  seed: number;
+}
+
+export const defaultLayerConfig: LayerConfig = {
+  experts: 8, topK: 2, inputDim: 16, outputDim: 8, clusters: 8, microBatches: 8, microBatchSize: 32,
+  learningRate: 0.05, strategy: "lbl-global", alpha: 1, beta: 0.001, biasRate: 0.01, seed: 1,
+};
+
+export interface LayerParameters {
+  router: Float64Array;
+  experts: Float64Array;
+  bias: Float64Array;
+}
+
+export interface Task {
+  centres: Float64Array; // clusters × d
+  maps: Float64Array; // clusters × d × o
+}
+
+export interface Batch {
+  inputs: Float64Array;
+  targets: Float64Array;
+  cluster: Int32Array;
+  size: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  taskLoss: number;
+  lbl: number;
+  zLoss: number;
+  maxVio: number;
+  maxVioMicro: number;
+  load: number[];
+}
+
+export function makeTask(config: LayerConfig): Task {
+  const normal = normalGenerator(config.seed * 7 + 1);
+  const { clusters, inputDim: d, outputDim: o } = config;
+  return {
+    centres: Float64Array.from({ length: clusters * d }, () => 2 * normal()),
+    maps: Float64Array.from({ length: clusters * d * o }, () => normal() / Math.sqrt(d)),
+  };
+}
+
+export function initialParameters(config: LayerConfig): LayerParameters {
+  const normal = normalGenerator(config.seed * 7 + 2);
+  const { experts: E, inputDim: d, outputDim: o } = config;
+  return {
+    router: Float64Array.from({ length: d * E }, () => 0.01 * normal()),
+    experts: Float64Array.from({ length: E * d * o }, () => normal() / Math.sqrt(d)),
+    bias: new Float64Array(E),
+  };
+}
+
+/** A batch of M single-cluster micro-batches, reproducible from (seed, step). */
+export function sampleBatch(config: LayerConfig, task: Task, step: number): Batch {
+  const uniform = uniformGenerator(config.seed * 1_000_003 + step);
+  const normal = normalGenerator(config.seed * 1_000_033 + step);
+  const { inputDim: d, outputDim: o, microBatches, microBatchSize } = config;
+  const size = microBatches * microBatchSize;
+  const inputs = new Float64Array(size * d), targets = new Float64Array(size * o), cluster = new Int32Array(size);
+  for (let m = 0; m < microBatches; m++) {
+    const c = Math.floor(uniform() * config.clusters);
+    for (let i = m * microBatchSize; i < (m + 1) * microBatchSize; i++) {
+      cluster[i] = c;
+      for (let j = 0; j < d; j++) inputs[i * d + j] = task.centres[c * d + j] + normal();
+      for (let q = 0; q < o; q++) {
+        let t = 0;
+        for (let j = 0; j < d; j++) t += inputs[i * d + j] * task.maps[(c * d + j) * o + q];
+        targets[i * o + q] = t;
+      }
+    }
+  }
+  return { inputs, targets, cluster, size };
+}
+
+interface Forward {
+  logits: Float64Array; // N × E
+  probs: Float64Array; // N × E
+  chosen: Int32Array; // N × k
+  expertOutputs: Float64Array; // N × k × o
+  outputs: Float64Array; // N × o
+}
+
+export function forward(config: LayerConfig, params: LayerParameters, batch: Batch): Forward {
+  const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
+  const N = batch.size;
+  const logits = new Float64Array(N * E), probs = new Float64Array(N * E), chosen = new Int32Array(N * k);
+  const expertOutputs = new Float64Array(N * k * o), outputs = new Float64Array(N * o);
+  const p = new Float64Array(E), scores = new Float64Array(E);
+  for (let i = 0; i < N; i++) {
+    for (let e = 0; e < E; e++) {
+      let z = 0;
+      for (let j = 0; j < d; j++) z += batch.inputs[i * d + j] * params.router[j * E + e];
+      logits[i * E + e] = z;
+    }
+    softmaxRow(logits, i * E, E, p);
+    probs.set(p, i * E);
+    for (let e = 0; e < E; e++) scores[e] = p[e] + params.bias[e];
+    topKRow(scores, E, k, chosen, i * k);
+    for (let s = 0; s < k; s++) {
+      const e = chosen[i * k + s];
+      for (let q = 0; q < o; q++) {
+        let v = 0;
+        for (let j = 0; j < d; j++) v += batch.inputs[i * d + j] * params.experts[(e * d + j) * o + q];
+        expertOutputs[(i * k + s) * o + q] = v;
+        outputs[i * o + q] += p[e] * v; // OLMoE gate: p itself
+      }
+    }
+  }
+  return { logits, probs, chosen, expertOutputs, outputs };
+}
+
+/** Total loss = task MSE + α·LBL (per strategy) + β·z-loss, and its parts. */
+export function objective(config: LayerConfig, params: LayerParameters, batch: Batch): { total: number; task: number; lbl: number; z: number } {
+  const f = forward(config, params, batch);
+  const task = meanSquaredError(f.outputs, batch.targets);
+  const { lbl, z } = auxiliaryValues(config, f.logits, batch.size);
+  return { total: task + auxiliaryWeight(config) * lbl + config.beta * z, task, lbl, z };
+}
+
+function meanSquaredError(outputs: Float64Array, targets: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < outputs.length; i++) s += (outputs[i] - targets[i]) ** 2;
+  return s / outputs.length;
+}
+
+function auxiliaryWeight(config: LayerConfig): number {
+  return config.strategy === "lbl-micro" || config.strategy === "lbl-global" ? config.alpha : 0;
+}
+
+function layout(config: LayerConfig): { lengths: number[]; lblName: "lbl.micro_batch" | "lbl.global" } {
+  return { lengths: new Array(config.microBatches).fill(config.microBatchSize), lblName: config.strategy === "lbl-micro" ? "lbl.micro_batch" : "lbl.global" };
+}
+
+function auxiliaryValues(config: LayerConfig, logits: Float64Array, size: number): { lbl: number; z: number } {
+  const { lengths, lblName } = layout(config);
+  const record = lossRecord(summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, lengths), 1);
+  return { lbl: lblName === "lbl.micro_batch" ? record.lbl.micro_batch : record.lbl.global, z: record.z_loss.olmoe };
+}
+
+/**
+ * Gradients of `objective` with respect to router and experts. The top-k
+ * choice and the LBL's `f` are held fixed (they have no gradient), as in
+ * every MoE implementation.
+ */
+export function gradients(config: LayerConfig, params: LayerParameters, batch: Batch, f = forward(config, params, batch)): { router: Float64Array; experts: Float64Array } {
+  const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
+  const N = batch.size;
+  const router = new Float64Array(d * E), experts = new Float64Array(E * d * o);
+  const dLogits = new Float64Array(N * E);
+  const dOut = new Float64Array(o), dProb = new Float64Array(E);
+  for (let i = 0; i < N; i++) {
+    for (let q = 0; q < o; q++) dOut[q] = (2 * (f.outputs[i * o + q] - batch.targets[i * o + q])) / (N * o);
+    dProb.fill(0);
+    for (let s = 0; s < k; s++) {
+      const e = f.chosen[i * k + s];
+      const gate = f.probs[i * E + e];
+      let dot = 0;
+      for (let q = 0; q < o; q++) dot += dOut[q] * f.expertOutputs[(i * k + s) * o + q];
+      dProb[e] += dot;
+      for (let j = 0; j < d; j++) {
+        const x = batch.inputs[i * d + j] * gate;
+        for (let q = 0; q < o; q++) experts[(e * d + j) * o + q] += x * dOut[q];
+      }
+    }
+    // softmax Jacobian: ∂L/∂x_j = p_j (∂L/∂p_j − Σ_e p_e ∂L/∂p_e)
+    let expected = 0;
+    for (let e = 0; e < E; e++) expected += f.probs[i * E + e] * dProb[e];
+    for (let e = 0; e < E; e++) dLogits[i * E + e] = f.probs[i * E + e] * (dProb[e] - expected);
+  }
+  const logits = { data: f.logits, layers: 1, tokens: N, experts: E };
+  const { lengths, lblName } = layout(config);
+  const alpha = auxiliaryWeight(config);
+  if (alpha > 0) {
+    const g = lossGradient(logits, lblName, { topK: k, sequenceLengths: lengths, microBatchSequences: 1 });
+    for (let i = 0; i < g.length; i++) dLogits[i] += alpha * g[i];
+  }
+  if (config.beta > 0) {
+    const g = lossGradient(logits, "z_loss.olmoe", { topK: k });
+    for (let i = 0; i < g.length; i++) dLogits[i] += config.beta * g[i];
+  }
+  for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) {
+    const x = batch.inputs[i * d + j];
+    for (let e = 0; e < E; e++) router[j * E + e] += x * dLogits[i * E + e];
+  }
+  return { router, experts };
+}
+
+/** One step of plain gradient descent (and the bias update for loss-free). */
+export function trainStep(config: LayerConfig, params: LayerParameters, task: Task, step: number): StepMetrics {
+  const batch = sampleBatch(config, task, step);
+  const f = forward(config, params, batch);
+  const grads = gradients(config, params, batch, f);
+  for (let i = 0; i < params.router.length; i++) params.router[i] -= config.learningRate * grads.router[i];
+  for (let i = 0; i < params.experts.length; i++) params.experts[i] -= config.learningRate * grads.experts[i];
+  const load = new Float64Array(config.experts);
+  for (const e of f.chosen) load[e]++;
+  let maxVioMicro = 0;
+  for (let m = 0; m < config.microBatches; m++) {
+    const local = new Float64Array(config.experts);
+    for (let i = m * config.microBatchSize * config.topK; i < (m + 1) * config.microBatchSize * config.topK; i++) local[f.chosen[i]]++;
+    maxVioMicro += maxVioOfLoad(local, config.microBatchSize, config.topK) / config.microBatches;
+  }
+  if (config.strategy === "loss-free") params.bias.set(updateBias(params.bias, load, config.experts, batch.size, config.topK, config.biasRate));
+  const { lbl, z } = auxiliaryValues(config, f.logits, batch.size);
+  return { step, taskLoss: meanSquaredError(f.outputs, batch.targets), lbl, zLoss: z, maxVio: maxVioOfLoad(load, batch.size, config.topK), maxVioMicro, load: Array.from(load) };
+}
+
+/** Runs `steps` steps from scratch: same config and seed, same curve. */
+export function trainRun(config: LayerConfig, steps: number): StepMetrics[] {
+  const task = makeTask(config);
+  const params = initialParameters(config);
+  return Array.from({ length: steps }, (_, step) => trainStep(config, params, task, step));
+}
