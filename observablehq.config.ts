@@ -18,6 +18,7 @@ export default {
     { name: "Router z-loss", path: "/z-loss" },
     { name: "Three granularities", path: "/granularity" },
     { name: "Loss-free balancing", path: "/loss-free" },
+    { name: "Train a router, live", path: "/live-training" },
   ],
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,

@@ -12,9 +12,10 @@ import { serveDist, type StaticSite } from "./static-server.js";
 import { syntheticBatch, domainMix } from "../../src/lib/synthetic.js";
 import { summarize } from "../../src/lib/summary.js";
 import { lossRecord } from "../../src/lib/losses/index.js";
+import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-layer.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
-const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free"];
+const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training"];
 
 let site: StaticSite;
 let browser: BrowserContext;
@@ -127,5 +128,29 @@ test("why balance: without α the router collapses, with α = 0.01 it does not",
   await page.locator("form", { has: page.locator("label", { hasText: "LBL α" }) }).locator("select").selectOption("0.03");
   await page.waitForTimeout(500);
   assert.equal(await number(page, "dead-experts"), 0);
+  await page.close();
+});
+
+test("live training: a fixed seed reproduces the library's run, and no balancing ends least balanced", async () => {
+  const { page, problems } = await open("live-training");
+  const labels: Record<Strategy, string> = { none: "no balancing", "lbl-micro": "LBL per micro-batch", "lbl-global": "LBL, global batch", "loss-free": "loss-free bias" };
+  const final: Partial<Record<Strategy, number>> = {};
+  for (const strategy of ["lbl-global", "none", "lbl-micro", "loss-free"] as Strategy[]) {
+    await page.getByLabel(labels[strategy], { exact: true }).check();
+    // the strategy label changes with the run's first values, so this cannot read the previous run
+    // (no helper functions inside: tsx would inject a __name helper the page lacks)
+    await page.waitForFunction((s) =>
+      document.querySelector("[data-testid=live-strategy]")?.textContent === s &&
+      document.querySelector("[data-testid=live-status]")?.textContent === "done" &&
+      document.querySelector("[data-testid=live-step]")?.textContent === "400", strategy, { timeout: 60_000 });
+    const expected = trainRun({ ...defaultLayerConfig, strategy }, 400).slice(-40);
+    const mean = (key: "maxVio" | "maxVioMicro" | "taskLoss") => expected.reduce((s, m) => s + m[key], 0) / expected.length;
+    final[strategy] = await number(page, "live-maxvio");
+    assert.equal(final[strategy], Number(mean("maxVio").toFixed(3)), `${strategy}: MaxVio as the library computes it`);
+    assert.equal(await number(page, "live-maxvio-micro"), Number(mean("maxVioMicro").toFixed(3)));
+    assert.equal(await number(page, "live-task"), Number(mean("taskLoss").toFixed(3)));
+  }
+  for (const strategy of ["lbl-global", "lbl-micro", "loss-free"] as Strategy[]) assert.ok(final.none! > final[strategy]!, `none ${final.none} vs ${strategy} ${final[strategy]}`);
+  assert.deepEqual(problems, []);
   await page.close();
 });
