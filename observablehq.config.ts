@@ -19,6 +19,8 @@ export default {
     { name: "Three granularities", path: "/granularity" },
     { name: "Loss-free balancing", path: "/loss-free" },
     { name: "Train a router, live", path: "/live-training" },
+    { name: "Playground", path: "/playground" },
+    { name: "Ablation on OLMoE-mini", path: "/ablation" },
   ],
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,

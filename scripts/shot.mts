@@ -11,7 +11,7 @@ for (const path of process.argv.slice(2).length ? process.argv.slice(2) : [""]) 
   const file = `/tmp/shot-${path.replace(/\W/g, "_") || "index"}.png`;
   await page.screenshot({ path: file, fullPage: true });
   const errors = await page.$$eval(".observablehq--error, .katex-error", (els) => els.map((e) => e.textContent));
-  console.log(file, { problems, errors });
+  console.log(file, { problems: problems.slice(0, 5), errors: errors.slice(0, 5) });
   await page.close();
 }
 console.log("outside base:", site.outside);

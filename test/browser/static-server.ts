@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 
 const types: Record<string, string> = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
-  ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".svg": "image/svg+xml", ".png": "image/png",
+  ".wasm": "application/wasm", ".mjs": "text/javascript", ".onnx": "application/octet-stream", ".svg": "image/svg+xml", ".png": "image/png",
   ".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".csv": "text/csv", ".txt": "text/plain",
 };
 

@@ -1,0 +1,30 @@
+/**
+ * Messages between the page and the model worker. The worker owns the
+ * onnxruntime-web session, so a slow forward pass never freezes the page.
+ */
+export type Backend = "webgpu" | "wasm";
+
+export interface LoadRequest {
+  type: "load";
+  modelUrl: string;
+  /** URLs of onnxruntime-web's glue module and WASM binary, served by the site. */
+  wasmPaths: { mjs: string; wasm: string };
+  /** "auto": WebGPU when an adapter is offered, WASM otherwise; "wasm": never try WebGPU. */
+  backend: "auto" | "wasm";
+}
+
+export interface RunRequest {
+  type: "run";
+  /** Token ids, batch × seq, row-major. */
+  inputIds: Int32Array;
+  batch: number;
+  seq: number;
+}
+
+export type WorkerRequest = LoadRequest | RunRequest;
+
+export type WorkerMessage =
+  | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }
+  | { type: "loaded"; backend: Backend; fallbackReason: string | null; loadMs: number; fromCache: boolean; bytes: number }
+  | { type: "result"; router: Float32Array; dims: number[]; backend: Backend; ms: number; fallbackReason: string | null }
+  | { type: "error"; stage: "load" | "run"; message: string };
