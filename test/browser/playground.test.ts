@@ -1,0 +1,128 @@
+// The playground in headless Chromium: OLMoE-mini on WASM gives exactly the
+// losses that onnxruntime-node + the library give in Node for the same text;
+// failures (no model, empty text) end in a message; WebGPU is tried through
+// SwiftShader and compared with WASM.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { BrowserContext, Page } from "playwright-core";
+import * as ort from "onnxruntime-node";
+import { launch, watchProblems } from "./chromium.js";
+import { serveDist, type StaticSite } from "./static-server.js";
+import { Tokenizer } from "../../src/lib/model/tokenizer.js";
+import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
+import { lossRecord, lossByName, type LossName } from "../../src/lib/losses/index.js";
+import { summarize } from "../../src/lib/summary.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const models = existsSync(`${root}data/models`) ? readdirSync(`${root}data/models`).filter((f) => f.endsWith(".onnx")).sort() : [];
+const order = ["micro", "global", "loss-free", "none"];
+const first = order.find((s) => models.includes(`${s}.onnx`));
+const skip = first ? false : "no OLMoE-mini checkpoint in data/models yet";
+const lossNames: LossName[] = ["lbl.switch", "lbl.hf", "lbl.sequence", "lbl.micro_batch", "lbl.global", "z_loss.st_moe", "z_loss.olmoe", "cv2.importance", "cv2.load", "max_vio.global", "max_vio.micro_batch"];
+
+let site: StaticSite;
+let browser: BrowserContext;
+before(async () => {
+  site = await serveDist(`${root}dist/`);
+  browser = await launch({ webgpu: true });
+});
+after(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+async function displayedLosses(page: Page): Promise<Record<string, number>> {
+  await page.waitForSelector("[data-testid='loss-lbl.switch']", { timeout: 90_000 });
+  const out: Record<string, number> = {};
+  for (const name of lossNames) out[name] = Number(await page.getByTestId(`loss-${name}`).textContent());
+  return out;
+}
+
+async function nodeLosses(text: string): Promise<Record<string, number>> {
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
+  const session = await ort.InferenceSession.create(`${root}data/models/${first}.onnx`);
+  const parts = [];
+  for (const window of splitIntoWindows(tokenizer.encode(text), 256)) {
+    const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]) });
+    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims });
+  }
+  const { logits, sequenceLengths } = joinWindows(parts);
+  const record = lossRecord(summarize(logits, 8, sequenceLengths), 1);
+  return Object.fromEntries(lossNames.map((n) => [n, lossByName(record, n)]));
+}
+
+const sampleText = () => (JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>).python.slice(0, 900);
+
+test("WASM in the page gives the losses onnxruntime-node + the library give in Node", { skip, timeout: 180_000 }, async () => {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${site.url}playground?ep=wasm`);
+  const shown = await displayedLosses(page);
+  assert.equal(await page.getByTestId("backend").textContent(), "WASM");
+  const expected = await nodeLosses(sampleText());
+  for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
+  assert.ok((await page.locator("[data-testid=tokens] .token").count()) > 100, "tokens coloured");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("empty text and text beyond the context get a message; the page keeps working", { skip, timeout: 180_000 }, async () => {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await displayedLosses(page);
+  const area = page.locator("textarea");
+  await area.fill("   ");
+  await page.getByRole("button", { name: "Route" }).click();
+  await page.waitForSelector("[data-testid=route-message]");
+  assert.match(await page.getByTestId("route-message").textContent() ?? "", /Type or paste some text/);
+  await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
+  await page.getByRole("button", { name: "Route" }).click();
+  await page.waitForSelector("[data-testid=routed-summary]", { timeout: 90_000 });
+  assert.match(await page.getByTestId("routed-summary").textContent() ?? "", /routed as \d+ windows/);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a model that fails to download ends in a message, not a crash", { skip, timeout: 120_000 }, async () => {
+  // A fresh profile: the shared one may hold the model in Cache Storage already.
+  const fresh = await launch();
+  // context-level routing reaches the worker's fetch too
+  await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 404, body: "gone" }));
+  const page = await fresh.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.waitForSelector("[data-testid=model-error]", { timeout: 60_000 });
+  assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded: the model could not be downloaded \(HTTP 404/);
+  assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
+  assert.deepEqual(errors, []);
+  await fresh.close();
+});
+
+test("WebGPU (SwiftShader) routes like WASM, or the test says why it could not run", { skip, timeout: 240_000 }, async (t) => {
+  const page = await browser.newPage();
+  await page.goto(`${site.url}playground`);
+  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]", { timeout: 120_000 });
+  const backend = await page.getByTestId("backend").textContent().catch(() => null);
+  if (backend !== "WebGPU") {
+    const status = await page.getByTestId("model-status").textContent();
+    t.skip(`no WebGPU in this Chromium: ${status?.trim()}`);
+    await page.close();
+    return;
+  }
+  const gpu = await displayedLosses(page);
+  const expected = await nodeLosses(sampleText());
+  // Quantities smooth in the logits must agree closely. Those that count top-8
+  // choices (loads, MaxVio, and f inside the LBLs) may differ by the few
+  // near-tie tokens whose choice flips under WebGPU's float rounding.
+  const smooth = ["z_loss.st_moe", "z_loss.olmoe", "cv2.importance"];
+  for (const name of lossNames) {
+    const tolerance = smooth.includes(name) ? 1e-3 * Math.max(1, Math.abs(expected[name])) : 0.03 * Math.max(1, Math.abs(expected[name]));
+    assert.ok(Math.abs(gpu[name] - expected[name]) <= tolerance, `${name}: WebGPU ${gpu[name]} vs WASM/node ${expected[name]}`);
+  }
+  console.log("WebGPU via SwiftShader:", Object.entries(gpu).map(([k, v]) => `${k} ${v} (node ${expected[k].toFixed(4)})`).join("; "));
+  await page.close();
+});
