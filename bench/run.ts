@@ -8,11 +8,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchLossEngine } from "./loss-engine.js";
 import { benchLiveTraining } from "./live-training.js";
+import { benchModel } from "./model.js";
 import type { BenchRow } from "./timing.js";
 
 const suites: [string, () => Promise<BenchRow[]>][] = [
   ["loss engine", benchLossEngine],
   ["live training", benchLiveTraining],
+  ["OLMoE-mini", benchModel],
 ];
 
 const filter = process.argv[2];

@@ -32,9 +32,9 @@ const katexCss = readFileSync(join(katexDir, "katex.min.css"), "utf8").replace(/
 writeFileSync(new URL("katex.css", vendor), katexCss);
 writeFileSync(new URL("inputs.css", vendor), readFileSync(require.resolve("@observablehq/inputs/dist/index.css"), "utf8"));
 
-// The WebGPU build of onnxruntime-web runs the WASM backend too, from the same files.
 const ortDist = dirname(require.resolve("onnxruntime-web/webgpu"));
-for (const file of ["ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]) copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
+// Two builds: the plain SIMD one for the WASM backend, the asyncify one for WebGPU.
+for (const file of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]) copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
 
 await build({
   entryPoints: [new URL("src/lib/model/worker.ts", root).pathname],

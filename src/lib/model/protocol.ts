@@ -7,8 +7,12 @@ export type Backend = "webgpu" | "wasm";
 export interface LoadRequest {
   type: "load";
   modelUrl: string;
-  /** URLs of onnxruntime-web's glue module and WASM binary, served by the site. */
-  wasmPaths: { mjs: string; wasm: string };
+  /**
+   * URLs of onnxruntime-web's glue module and WASM binary, served by the site:
+   * the plain SIMD build for the WASM backend, and the asyncify build that the
+   * WebGPU bundle needs (it is several times slower when it runs on the CPU).
+   */
+  wasmPaths: { wasm: { mjs: string; wasm: string }; webgpu: { mjs: string; wasm: string } };
   /** "auto": WebGPU when an adapter is offered, WASM otherwise; "wasm": never try WebGPU. */
   backend: "auto" | "wasm";
 }

@@ -5,11 +5,16 @@
  * runs forward passes. Falls back to WASM when WebGPU fails at session
  * creation or at the first run, and says why.
  */
-import * as ort from "onnxruntime-web/webgpu";
+import * as ortWasm from "onnxruntime-web/wasm";
+import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./protocol.js";
 
+type Ort = typeof ortWasm;
+
 const CACHE = "moe-lab-models-v1";
-let session: ort.InferenceSession | null = null;
+let session: ortWasm.InferenceSession | null = null;
+let ort: Ort = ortWasm;
+let paths: LoadRequest["wasmPaths"] | null = null;
 let backend: Backend = "wasm";
 let fallbackReason: string | null = null;
 let modelBytes: Uint8Array | null = null;
@@ -29,10 +34,13 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
 
 async function load(request: LoadRequest): Promise<void> {
   const started = performance.now();
-  ort.env.wasm.wasmPaths = request.wasmPaths;
-  // GitHub Pages sends no COOP/COEP headers, so threads are unavailable there.
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  ort.env.logLevel = "error";
+  paths = request.wasmPaths;
+  for (const [runtime, urls] of [[ortWasm, paths.wasm], [ortWebGpu as unknown as Ort, paths.webgpu]] as const) {
+    runtime.env.wasm.wasmPaths = urls;
+    // GitHub Pages sends no COOP/COEP headers, so threads are unavailable there.
+    runtime.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+    runtime.env.logLevel = "error";
+  }
   const { bytes, fromCache } = await fetchModel(request.modelUrl);
   modelBytes = bytes;
   fallbackReason = null;
@@ -42,16 +50,14 @@ async function load(request: LoadRequest): Promise<void> {
   else if (!(await (navigator as Navigator & { gpu: { requestAdapter(): Promise<unknown> } }).gpu.requestAdapter())) adapterReason = "WebGPU offered no adapter";
   if (adapterReason === null) {
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });
+      ort = ortWebGpu as unknown as Ort;
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], graphOptimizationLevel: "all" });
       backend = "webgpu";
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  if (!session || backend !== "webgpu") {
-    session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
-    backend = "wasm";
-  }
+  if (!session || backend !== "webgpu") await openWasm(bytes);
   firstRun = true;
   post({ type: "loaded", backend, fallbackReason, loadMs: performance.now() - started, fromCache, bytes: bytes.byteLength });
 }
@@ -60,21 +66,27 @@ async function run(request: RunRequest): Promise<void> {
   if (!session) throw new Error("no model is loaded");
   const ids = new ort.Tensor("int64", BigInt64Array.from(request.inputIds, (v) => BigInt(v)), [request.batch, request.seq]);
   const started = performance.now();
-  let output: ort.InferenceSession.OnnxValueMapType;
+  let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {
     output = await session.run({ input_ids: ids });
   } catch (error) {
     if (backend !== "webgpu" || !firstRun || !modelBytes) throw error;
     // WebGPU failed on its first run: fall back to WASM for good.
     fallbackReason = `WebGPU failed at the first run: ${describe(error)}`;
-    session = await ort.InferenceSession.create(modelBytes, { executionProviders: ["wasm"] });
-    backend = "wasm";
-    output = await session.run({ input_ids: ids });
+    await openWasm(modelBytes);
+    output = await session!.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(request.inputIds, (v) => BigInt(v)), [request.batch, request.seq]) });
   }
   firstRun = false;
-  const router = output.router_logits as ort.Tensor;
+  const router = output.router_logits as ortWasm.Tensor;
   const data = new Float32Array(router.data as Float32Array); // own copy, transferable
   post({ type: "result", router: data, dims: [...router.dims], backend, ms: performance.now() - started, fallbackReason }, [data.buffer]);
+}
+
+/** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
+async function openWasm(bytes: Uint8Array): Promise<void> {
+  ort = ortWasm;
+  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  backend = "wasm";
 }
 
 /** The model's bytes from Cache Storage, or from the network with progress (then cached). */

@@ -1,0 +1,35 @@
+"""PyTorch CPU eager forward time of an OLMoE-mini checkpoint on one 256-token input.
+
+usage: python3 model_torch.py STATE.pt IDS_JSON REPEATS THREADS
+Prints {"median_ms", "best_ms", "threads", "path"} as JSON.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "recipe"))
+from model import Config, OLMoEMini  # noqa: E402
+
+state_path, ids_json, repeats, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+state = torch.load(state_path)
+model = OLMoEMini(Config(**state["config"]))
+model.load_state_dict(state["model"])
+model.eval()
+ids = torch.tensor([json.loads(ids_json)], dtype=torch.long)
+result = {"threads": threads}
+for path in ("grouped", "dense"):
+    model.set_moe_path(path)
+    times = []
+    with torch.no_grad():
+        model(ids)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(ids)
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    result[path] = {"median_ms": times[len(times) // 2], "best_ms": times[0]}
+print(json.dumps(result))
