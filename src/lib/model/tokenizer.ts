@@ -90,19 +90,23 @@ export class Tokenizer {
         }
       }
       if (best < 0) break;
-      const merged = 256 + bestRank;
       const [a, b] = this.file.merges[bestRank];
-      const next: number[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) {
-          next.push(merged);
-          i++;
-        } else next.push(symbols[i]);
-      }
-      symbols = next;
+      symbols = mergePair(symbols, a, b, 256 + bestRank);
     }
     return symbols;
   }
+}
+
+/** `symbols` with every adjacent (a, b), left to right, replaced by `merged`. */
+export function mergePair(symbols: readonly number[], a: number, b: number, merged: number): number[] {
+  const next: number[] = [];
+  for (let i = 0; i < symbols.length; i++) {
+    if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) {
+      next.push(merged);
+      i++;
+    } else next.push(symbols[i]);
+  }
+  return next;
 }
 
 export function pairKey(a: number, b: number): number {

@@ -5,7 +5,7 @@
  * the most frequent pair is taken from a lazy max-heap. Ties go to the pair
  * with the smaller ids, so the same corpus always gives the same merges.
  */
-import { PRETOKEN_PATTERN, pairKey, type TokenizerFile } from "./tokenizer.js";
+import { PRETOKEN_PATTERN, mergePair, pairKey, type TokenizerFile } from "./tokenizer.js";
 
 export function trainTokenizer(texts: Iterable<string>, vocabSize: number): TokenizerFile {
   if (vocabSize < 257 || vocabSize > 65536) throw new Error(`vocabulary size must be within 257..65536, got ${vocabSize}`);
@@ -60,14 +60,7 @@ export function trainTokenizer(texts: Iterable<string>, vocabSize: number): Toke
     pairWords.delete(key);
     for (const w of affected) {
       addPairs(w, -1);
-      const symbols = words[w];
-      const next: number[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) {
-          next.push(id);
-          i++;
-        } else next.push(symbols[i]);
-      }
+      const next = mergePair(words[w], a, b, id);
       words[w] = next;
       addPairs(w, 1);
       for (let i = 0; i + 1 < next.length; i++) {
