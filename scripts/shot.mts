@@ -7,7 +7,7 @@ for (const path of process.argv.slice(2).length ? process.argv.slice(2) : [""]) 
   const page = await context.newPage();
   const problems = watchProblems(page);
   await page.goto(site.url + path, { waitUntil: "networkidle" });
-  await page.waitForTimeout(1000);
+  await page.waitForTimeout(Number(process.env.SHOT_WAIT ?? 1000));
   const file = `/tmp/shot-${path.replace(/\W/g, "_") || "index"}.png`;
   await page.screenshot({ path: file, fullPage: true });
   const errors = await page.$$eval(".observablehq--error, .katex-error", (els) => els.map((e) => e.textContent));

@@ -14,6 +14,7 @@ import { Tokenizer } from "../../src/lib/model/tokenizer.js";
 import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
 import { lossRecord, lossByName, type LossName } from "../../src/lib/losses/index.js";
 import { summarize } from "../../src/lib/summary.js";
+import { sampleSequences } from "../../src/lib/model/sample-sequences.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const models = existsSync(`${root}data/models`) ? readdirSync(`${root}data/models`).filter((f) => f.endsWith(".onnx")).sort() : [];
@@ -40,16 +41,16 @@ async function displayedLosses(page: Page): Promise<Record<string, number>> {
   return out;
 }
 
-async function nodeLosses(text: string): Promise<Record<string, number>> {
+async function nodeLosses(text: string, windows?: number[][], microBatch = 1): Promise<Record<string, number>> {
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const session = await ort.InferenceSession.create(`${root}data/models/${first}.onnx`);
   const parts = [];
-  for (const window of splitIntoWindows(tokenizer.encode(text), 256)) {
+  for (const window of windows ?? splitIntoWindows(tokenizer.encode(text), 256)) {
     const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]) });
     parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims });
   }
   const { logits, sequenceLengths } = joinWindows(parts);
-  const record = lossRecord(summarize(logits, 8, sequenceLengths), 1);
+  const record = lossRecord(summarize(logits, 8, sequenceLengths), microBatch);
   return Object.fromEntries(lossNames.map((n) => [n, lossByName(record, n)]));
 }
 
@@ -124,5 +125,28 @@ test("WebGPU (SwiftShader) routes like WASM, or the test says why it could not r
     assert.ok(Math.abs(gpu[name] - expected[name]) <= tolerance, `${name}: WebGPU ${gpu[name]} vs WASM/node ${expected[name]}`);
   }
   console.log("WebGPU via SwiftShader:", Object.entries(gpu).map(([k, v]) => `${k} ${v} (node ${expected[k].toFixed(4)})`).join("; "));
+  await page.close();
+});
+
+test("granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node", { skip, timeout: 240_000 }, async () => {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${site.url}granularity`);
+  await page.waitForSelector("[data-testid=real-micro]", { timeout: 120_000 });
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
+  const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
+  const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);
+  for (const m of [1, 4]) {
+    if (m !== 1) {
+      await page.locator("form", { has: page.locator("label", { hasText: "micro-batch size m" }) }).last().locator("input[type=range]").fill(String(m));
+      await page.waitForTimeout(300);
+    }
+    const expected = await nodeLosses("", windows, m);
+    for (const [id, name] of [["real-switch", "lbl.switch"], ["real-sequence", "lbl.sequence"], ["real-micro", "lbl.micro_batch"], ["real-global", "lbl.global"]] as const) {
+      const shown = Number(await page.getByTestId(id).textContent());
+      assert.ok(Math.abs(shown - expected[name]) <= 2e-4, `m=${m} ${name}: page ${shown} vs node ${expected[name]}`);
+    }
+  }
+  assert.deepEqual(problems, []);
   await page.close();
 });

@@ -51,7 +51,7 @@ async function load(request: LoadRequest): Promise<void> {
   if (adapterReason === null) {
     try {
       ort = ortWebGpu as unknown as Ort;
-      session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], graphOptimizationLevel: "all" });
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], graphOptimizationLevel: "all", logSeverityLevel: 3 });
       backend = "webgpu";
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
@@ -85,7 +85,7 @@ async function run(request: RunRequest): Promise<void> {
 /** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
 async function openWasm(bytes: Uint8Array): Promise<void> {
   ort = ortWasm;
-  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 });
   backend = "wasm";
 }
 
