@@ -21,6 +21,7 @@ export default {
     { name: "Train a router, live", path: "/live-training" },
     { name: "Playground", path: "/playground" },
     { name: "Ablation on OLMoE-mini", path: "/ablation" },
+    { name: "Your router logits", path: "/your-logits" },
   ],
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,

@@ -5,8 +5,9 @@
 //   font files and offline there is no CDN, so KaTeX's woff2 fonts are
 //   inlined as data URLs (woff/ttf fallbacks dropped: every browser that runs
 //   WebGPU or WASM SIMD reads woff2);
-// - src/assets/model-worker.js: the model runner's module worker, bundled
-//   with onnxruntime-web by esbuild (Framework has no worker support);
+// - src/assets/model-worker.js, logits-worker.js: the module workers that run
+//   the model (bundled with onnxruntime-web) and parse dropped logits files,
+//   bundled by esbuild (Framework has no worker support);
 // - src/assets/ort/: onnxruntime-web's WASM runtime, served by the site
 //   itself (no CDN), same version as the bundled JavaScript;
 // - src/assets/models/, tokenizer.json, samples.json: OLMoE-mini's
@@ -36,11 +37,13 @@ const ortDist = dirname(require.resolve("onnxruntime-web/webgpu"));
 // Two builds: the plain SIMD one for the WASM backend, the asyncify one for WebGPU.
 for (const file of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]) copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
 
-await build({
-  entryPoints: [new URL("src/lib/model/worker.ts", root).pathname],
-  outfile: new URL("model-worker.js", assets).pathname,
-  bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, logLevel: "warning",
-});
+for (const [entry, out] of [["src/lib/model/worker.ts", "model-worker.js"], ["src/lib/io/logits-worker.ts", "logits-worker.js"]]) {
+  await build({
+    entryPoints: [new URL(entry, root).pathname],
+    outfile: new URL(out, assets).pathname,
+    bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, logLevel: "warning",
+  });
+}
 
 // Only the checkpoints that exist are referenced: Framework fails a build on a
 // FileAttachment to a missing file, and a checkpoint may not be trained yet.

@@ -115,3 +115,79 @@ export function simulateBiasBalancing(options: BiasSimulationOptions): BiasTrace
   }
   return trace;
 }
+
+/** What expert-bias balancing would have done on a file's logits, per layer. */
+export interface BiasReplay {
+  batchTokens: number;
+  /** MaxVio of each batch under the biased selection: layers × batches. */
+  maxVio: number[][];
+  /** MaxVio of the same batches without a bias: layers × batches. */
+  maxVioUnbiased: number[][];
+  /** Bias of every expert after each batch, first layer only: batches × experts. */
+  biasFirstLayer: number[][];
+}
+
+/**
+ * Replays auxiliary-loss-free balancing over rows as they stream in (in the
+ * flat layers × tokens order): each layer's tokens are cut into batches of
+ * `batchTokens`, every batch is routed by `top-k of p + b`, and the bias is
+ * updated by the sign rule after it. At most `maxBatches` batches per layer.
+ */
+export class BiasReplayBuilder {
+  private bias: Float64Array;
+  private batchLoad: Float64Array;
+  private plainLoad: Float64Array;
+  private inBatch = 0;
+  private rowsDone = 0;
+  private readonly p: Float64Array;
+  private readonly scores: Float64Array;
+  private readonly chosen: Int32Array;
+  readonly replay: BiasReplay;
+
+  constructor(private readonly shape: { layers: number; tokens: number; experts: number }, private readonly topK: number, private readonly rate: number, batchTokens: number, private readonly maxBatches = 200) {
+    const E = shape.experts;
+    this.bias = new Float64Array(E);
+    this.batchLoad = new Float64Array(E);
+    this.plainLoad = new Float64Array(E);
+    this.p = new Float64Array(E);
+    this.scores = new Float64Array(E);
+    this.chosen = new Int32Array(topK);
+    this.replay = { batchTokens, maxVio: Array.from({ length: shape.layers }, () => []), maxVioUnbiased: Array.from({ length: shape.layers }, () => []), biasFirstLayer: [] };
+  }
+
+  addRows(data: ArrayLike<number>, count: number): void {
+    const { tokens, experts: E } = this.shape;
+    const { topK, p, scores, chosen } = this;
+    for (let r = 0; r < count; r++, this.rowsDone++) {
+      const layer = Math.floor(this.rowsDone / tokens);
+      const token = this.rowsDone - layer * tokens;
+      if (token === 0) this.startLayer();
+      if (this.replay.maxVio[layer].length >= this.maxBatches) continue;
+      softmaxRow(data, r * E, E, p);
+      for (let e = 0; e < E; e++) scores[e] = p[e] + this.bias[e];
+      topKRow(scores, E, topK, chosen);
+      for (let i = 0; i < topK; i++) this.batchLoad[chosen[i]]++;
+      topKRow(p, E, topK, chosen);
+      for (let i = 0; i < topK; i++) this.plainLoad[chosen[i]]++;
+      if (++this.inBatch === this.replay.batchTokens || token === tokens - 1) this.closeBatch(layer);
+    }
+  }
+
+  private startLayer(): void {
+    this.bias = new Float64Array(this.shape.experts);
+    this.batchLoad.fill(0);
+    this.plainLoad.fill(0);
+    this.inBatch = 0;
+  }
+
+  private closeBatch(layer: number): void {
+    const { experts } = this.shape;
+    this.replay.maxVio[layer].push(maxVioOfLoad(this.batchLoad, this.inBatch, this.topK));
+    this.replay.maxVioUnbiased[layer].push(maxVioOfLoad(this.plainLoad, this.inBatch, this.topK));
+    this.bias = updateBias(this.bias, this.batchLoad, experts, this.inBatch, this.topK, this.rate);
+    if (layer === 0) this.replay.biasFirstLayer.push(Array.from(this.bias));
+    this.batchLoad.fill(0);
+    this.plainLoad.fill(0);
+    this.inBatch = 0;
+  }
+}

@@ -30,53 +30,99 @@ export interface RoutingSummary {
 /** Computes the summary; the layout defaults to one sequence holding every token. */
 export function summarize(logits: RouterLogits, topK: number, sequenceLengths: readonly number[] = [logits.tokens]): RoutingSummary {
   validateBatch(logits, { topK, sequenceLengths });
-  const { layers, tokens, experts, data } = logits;
-  const sequences = sequenceLengths.length;
-  const probSum = new Float64Array(layers * sequences * experts);
-  const load = new Float64Array(layers * sequences * experts);
-  const logSumExpSquareSum = new Float64Array(layers * sequences);
-  const exps = new Float64Array(experts);
-  const chosen = new Int32Array(topK);
-  let maxLogit = -Infinity;
+  const builder = new SummaryBuilder(logits, topK, sequenceLengths);
+  builder.addRows(logits.data, 0, logits.layers * logits.tokens);
+  return builder.finish();
+}
 
-  for (let l = 0; l < layers; l++) {
-    let row = l * tokens * experts;
-    for (let s = 0; s < sequences; s++) {
-      const base = (l * sequences + s) * experts;
-      let lseSquares = 0;
-      for (let t = 0; t < sequenceLengths[s]; t++, row += experts) {
-        let max = -Infinity;
-        for (let e = 0; e < experts; e++) if (data[row + e] > max) max = data[row + e];
-        let sum = 0;
-        for (let e = 0; e < experts; e++) {
-          const z = expNonPositive(data[row + e] - max);
-          exps[e] = z;
-          sum += z;
-        }
-        const inv = 1 / sum;
-        // Top-k on the unnormalised exps: the same order as p, and ties still
-        // fall to the lower index; inlined here because this is the hot loop.
-        let filled = 0;
-        for (let e = 0; e < experts; e++) {
-          const z = exps[e];
-          probSum[base + e] += z * inv;
-          if (filled === topK && !(z > exps[chosen[topK - 1]])) continue;
-          let i = filled < topK ? filled++ : topK - 1;
-          while (i > 0 && z > exps[chosen[i - 1]]) {
-            chosen[i] = chosen[i - 1];
-            i--;
-          }
-          chosen[i] = e;
-        }
-        for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
-        const lse = max + Math.log(sum); // sum ≥ 1: the max term is exp(0)
-        lseSquares += lse * lse;
-        if (max > maxLogit) maxLogit = max;
-      }
-      logSumExpSquareSum[l * sequences + s] = lseSquares;
-    }
+/**
+ * Builds a summary from rows (one token of one layer each, in the flat
+ * layers × tokens order) that arrive in chunks, so that a file of any size
+ * can be summarised while it streams in, without ever being held whole.
+ * `summarize` is this with one chunk.
+ */
+export class SummaryBuilder {
+  private readonly probSum: Float64Array;
+  private readonly load: Float64Array;
+  private readonly logSumExpSquareSum: Float64Array;
+  private readonly exps: Float64Array;
+  private readonly chosen: Int32Array;
+  private readonly sequenceOf: Int32Array; // token → sequence
+  private maxLogit = -Infinity;
+  private rowsDone = 0;
+
+  constructor(
+    private readonly shape: { layers: number; tokens: number; experts: number },
+    private readonly topK: number,
+    private readonly sequenceLengths: readonly number[],
+  ) {
+    const sequences = sequenceLengths.length;
+    this.probSum = new Float64Array(shape.layers * sequences * shape.experts);
+    this.load = new Float64Array(shape.layers * sequences * shape.experts);
+    this.logSumExpSquareSum = new Float64Array(shape.layers * sequences);
+    this.exps = new Float64Array(shape.experts);
+    this.chosen = new Int32Array(topK);
+    this.sequenceOf = new Int32Array(shape.tokens);
+    let t = 0;
+    sequenceLengths.forEach((length, s) => this.sequenceOf.fill(s, t, (t += length)));
   }
-  return { layers, experts, topK, tokens, sequenceLengths: [...sequenceLengths], probSum, load, logSumExpSquareSum, maxLogit };
+
+  get rows(): number {
+    return this.rowsDone;
+  }
+
+  /** Adds `count` rows read from `data[offset·E …]`; they must be the next rows in order. */
+  addRows(data: ArrayLike<number>, offsetRows: number, count: number): void {
+    const { tokens, experts } = this.shape;
+    const { topK, exps, chosen, probSum, load, logSumExpSquareSum, sequenceOf } = this;
+    const sequences = this.sequenceLengths.length;
+    let maxLogit = this.maxLogit;
+    for (let r = 0; r < count; r++) {
+      const row = (offsetRows + r) * experts;
+      const globalRow = this.rowsDone + r;
+      const layer = Math.floor(globalRow / tokens);
+      const sequence = sequenceOf[globalRow - layer * tokens];
+      const base = (layer * sequences + sequence) * experts;
+      let max = -Infinity;
+      for (let e = 0; e < experts; e++) if (data[row + e] > max) max = data[row + e];
+      let sum = 0;
+      for (let e = 0; e < experts; e++) {
+        const z = expNonPositive(data[row + e] - max);
+        exps[e] = z;
+        sum += z;
+      }
+      const inv = 1 / sum;
+      // Top-k on the unnormalised exps: the same order as p, and ties still
+      // fall to the lower index; inlined because this is the hot loop.
+      let filled = 0;
+      for (let e = 0; e < experts; e++) {
+        const z = exps[e];
+        probSum[base + e] += z * inv;
+        if (filled === topK && !(z > exps[chosen[topK - 1]])) continue;
+        let i = filled < topK ? filled++ : topK - 1;
+        while (i > 0 && z > exps[chosen[i - 1]]) {
+          chosen[i] = chosen[i - 1];
+          i--;
+        }
+        chosen[i] = e;
+      }
+      for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
+      const lse = max + Math.log(sum); // sum ≥ 1: the max term is exp(0)
+      logSumExpSquareSum[layer * sequences + sequence] += lse * lse;
+      if (max > maxLogit) maxLogit = max;
+    }
+    this.maxLogit = maxLogit;
+    this.rowsDone += count;
+  }
+
+  finish(): RoutingSummary {
+    const { layers, tokens, experts } = this.shape;
+    if (this.rowsDone !== layers * tokens) throw new Error(`summary has ${this.rowsDone} of ${layers * tokens} rows`);
+    return {
+      layers, experts, topK: this.topK, tokens, sequenceLengths: [...this.sequenceLengths],
+      probSum: this.probSum, load: this.load, logSumExpSquareSum: this.logSumExpSquareSum, maxLogit: this.maxLogit,
+    };
+  }
 }
 
 /** Layout of a summary, for callers that need it back. */

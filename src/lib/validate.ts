@@ -4,12 +4,12 @@ import { LabInputError, type BatchLayout, type RouterLogits } from "./types.js";
  * Checks that logits and layout agree before any number is computed, so that
  * bad input ends in a sentence rather than in NaN on a page.
  */
-export function validateBatch(logits: RouterLogits, layout: BatchLayout): void {
+export function validateBatch(logits: RouterLogits, layout: BatchLayout, options: { skipValues?: boolean } = {}): void {
   const { layers, tokens, experts, data } = logits;
   if (!(layers >= 1 && tokens >= 1 && experts >= 1)) {
     throw new LabInputError(`router logits must have at least one layer, token and expert (got ${layers} × ${tokens} × ${experts})`);
   }
-  if (data.length !== layers * tokens * experts) {
+  if (!options.skipValues && data.length !== layers * tokens * experts) {
     throw new LabInputError(`router logits hold ${data.length} values, but the shape ${layers} × ${tokens} × ${experts} needs ${layers * tokens * experts}`);
   }
   const { topK, sequenceLengths } = layout;
@@ -27,6 +27,7 @@ export function validateBatch(logits: RouterLogits, layout: BatchLayout): void {
   if (total !== tokens) {
     throw new LabInputError(`sequence lengths sum to ${total}, but the logits hold ${tokens} tokens`);
   }
+  if (options.skipValues) return; // values are checked chunk by chunk as they stream in
   const bad = firstInvalidLogit(data);
   if (bad >= 0) throw new LabInputError(`router logit at ${logitPosition(logits, bad)} is ${invalidLogitMessage(data[bad])}`);
 }

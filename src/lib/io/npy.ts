@@ -14,20 +14,36 @@ export function isNpy(bytes: Uint8Array): boolean {
 
 const descrTypes: Record<string, ElementType> = { f2: "float16", f4: "float32", f8: "float64" };
 
-export function readNpy(bytes: Uint8Array, name = "the .npy file"): LogitsInput {
-  if (!isNpy(bytes)) throw new LabInputError(`${name} is not a .npy file: it does not start with the bytes \\x93NUMPY`);
-  if (bytes.length < 10) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
-  const major = bytes[6];
+/** What a .npy header says, checked against the file's size. */
+export interface NpyHeader {
+  dataStart: number;
+  shape: number[];
+  type: ElementType;
+  littleEndian: boolean;
+  fortranOrder: boolean;
+  count: number;
+}
+
+/**
+ * Parses the header from the first bytes of a .npy file (`head` must hold the
+ * whole header: 64 KiB is plenty) and checks the data length against
+ * `fileSize`, so a truncated or padded file is refused before any data is read.
+ */
+export function parseNpyHeader(head: Uint8Array, fileSize: number, name = "the .npy file"): NpyHeader {
+  if (!isNpy(head)) throw new LabInputError(`${name} is not a .npy file: it does not start with the bytes \\x93NUMPY`);
+  if (head.length < 10) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
+  const major = head[6];
   if (major < 1 || major > 3) throw new LabInputError(`${name} uses .npy format version ${major}; versions 1 to 3 are read`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
-  if (bytes.length < 8 + lengthBytes) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
+  if (head.length < 8 + lengthBytes) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = 8 + lengthBytes + headerLength;
-  if (dataStart > bytes.length) {
-    throw new LabInputError(`${name} is truncated: its header claims ${headerLength} bytes but the file ends after ${bytes.length - 8 - lengthBytes}`);
+  if (dataStart > fileSize) {
+    throw new LabInputError(`${name} is truncated: its header claims ${headerLength} bytes but the file ends after ${fileSize - 8 - lengthBytes}`);
   }
-  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(8 + lengthBytes, dataStart));
+  if (dataStart > head.length) throw new LabInputError(`${name} has a ${headerLength}-byte header, more than the ${head.length} bytes read for it`);
+  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(head.subarray(8 + lengthBytes, dataStart));
 
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
@@ -43,16 +59,21 @@ export function readNpy(bytes: Uint8Array, name = "the .npy file"): LogitsInput 
   const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => (/^\d+L?$/.test(s) ? Number.parseInt(s, 10) : NaN));
   const count = elementCount(shape, name);
   const needed = count * elementBytes[type];
-  const available = bytes.length - dataStart;
+  const available = fileSize - dataStart;
   if (available < needed) {
     throw new LabInputError(`${name} is truncated: shape (${shape.join(", ")}) of ${descr} needs ${needed} bytes of data, the file holds ${available}`);
   }
   if (available > needed) {
     throw new LabInputError(`${name} has ${available - needed} bytes after the array that its header does not account for`);
   }
-  let data = decodeFloats(bytes, dataStart, count, type, byteOrder !== ">");
-  if (fortran === "True" && shape.length > 1) data = fortranToC(data, shape);
-  return logitsFromTensor(shape, data, name);
+  return { dataStart, shape, type, littleEndian: byteOrder !== ">", fortranOrder: fortran === "True" && shape.length > 1, count };
+}
+
+export function readNpy(bytes: Uint8Array, name = "the .npy file"): LogitsInput {
+  const header = parseNpyHeader(bytes, bytes.length, name);
+  let data = decodeFloats(bytes, header.dataStart, header.count, header.type, header.littleEndian);
+  if (header.fortranOrder) data = fortranToC(data, header.shape);
+  return logitsFromTensor(header.shape, data, name);
 }
 
 /** Reorders a column-major array into row-major. */

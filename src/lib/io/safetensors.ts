@@ -14,7 +14,7 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 const dtypes: Record<string, ElementType> = { F16: "float16", BF16: "bfloat16", F32: "float32", F64: "float64" };
 
-interface TensorEntry {
+export interface TensorEntry {
   name: string;
   type: ElementType;
   shape: number[];
@@ -29,19 +29,29 @@ export function looksLikeSafetensors(bytes: Uint8Array): boolean {
   return length > 0n && length <= BigInt(bytes.length - 8) && bytes[8] === 0x7b;
 }
 
-export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file"): LogitsInput {
-  if (bytes.length < 8) throw new LabInputError(`${name} is too short to be a .safetensors file (${bytes.length} bytes)`);
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+/** What a safetensors header says, checked against the file's size. */
+export interface SafetensorsHeader {
+  dataStart: number;
+  /** Tensors in layer order (by the numbers in their names). */
+  entries: TensorEntry[];
+  metadata: Partial<LogitsInput>;
+}
+
+/** Parses the header from the first `8 + N` bytes; `fileSize` bounds every tensor. */
+export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name = "the .safetensors file"): SafetensorsHeader {
+  if (head.length < 8) throw new LabInputError(`${name} is too short to be a .safetensors file (${head.length} bytes)`);
+  const declared = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
   if (declared > BigInt(MAX_HEADER_BYTES)) {
     throw new LabInputError(`${name} declares a ${declared}-byte header; headers over ${MAX_HEADER_BYTES} bytes are refused (is this really a .safetensors file?)`);
   }
   const headerLength = Number(declared);
-  if (8 + headerLength > bytes.length) {
-    throw new LabInputError(`${name} is truncated or not a .safetensors file: its header claims ${headerLength} bytes, but only ${bytes.length - 8} follow`);
+  if (8 + headerLength > fileSize) {
+    throw new LabInputError(`${name} is truncated or not a .safetensors file: its header claims ${headerLength} bytes, but only ${fileSize - 8} follow`);
   }
+  if (8 + headerLength > head.length) throw new LabInputError(`${name}: header of ${headerLength} bytes is longer than the ${head.length - 8} bytes read for it`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(head.subarray(8, 8 + headerLength)));
   } catch {
     throw new LabInputError(`${name} has a header that is not valid JSON: it is corrupt or not a .safetensors file`);
   }
@@ -49,21 +59,13 @@ export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file
     throw new LabInputError(`${name} has a header that is not a JSON object`);
   }
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const metadata = (header.__metadata__ ?? {}) as Record<string, unknown>;
+  const dataLength = fileSize - dataStart;
   const entries = Object.entries(header)
     .filter(([key]) => key !== "__metadata__")
     .map(([key, value]) => parseEntry(key, value, dataLength, name))
     .sort((a, b) => naturalCompare(a.name, b.name));
   if (entries.length === 0) throw new LabInputError(`${name} holds no tensors`);
-
-  const decode = (entry: TensorEntry): FloatArray =>
-    decodeFloats(bytes, dataStart + entry.begin, (entry.end - entry.begin) / elementBytes[entry.type], entry.type);
-
-  let result: Pick<LogitsInput, "logits" | "sequenceLengths">;
-  if (entries.length === 1) {
-    result = logitsFromTensor(entries[0].shape, decode(entries[0]), `tensor '${entries[0].name}' in ${name}`);
-  } else {
+  if (entries.length > 1) {
     const first = entries[0];
     for (const entry of entries) {
       if (entry.shape.length !== 2) {
@@ -73,12 +75,29 @@ export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file
         throw new LabInputError(`inconsistent layers in ${name}: '${entry.name}' has shape [${entry.shape.join(", ")}], '${first.name}' has [${first.shape.join(", ")}]`);
       }
     }
-    const perLayer = first.shape[0] * first.shape[1];
-    const stacked = new Float32Array(perLayer * entries.length);
-    entries.forEach((entry, l) => stacked.set(decode(entry), l * perLayer));
-    result = logitsFromTensor([entries.length, ...first.shape], stacked, name);
   }
-  return { ...result, ...readMetadata(metadata, name) };
+  return { dataStart, entries, metadata: readMetadata((header.__metadata__ ?? {}) as Record<string, unknown>, name) };
+}
+
+/** The overall tensor shape a header describes: the single tensor's, or [layers, tokens, experts]. */
+export function safetensorsShape(header: SafetensorsHeader): number[] {
+  return header.entries.length === 1 ? header.entries[0].shape : [header.entries.length, ...header.entries[0].shape];
+}
+
+export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file"): LogitsInput {
+  const header = parseSafetensorsHeader(bytes, bytes.length, name);
+  const decode = (entry: TensorEntry): FloatArray =>
+    decodeFloats(bytes, header.dataStart + entry.begin, (entry.end - entry.begin) / elementBytes[entry.type], entry.type);
+  let result: Pick<LogitsInput, "logits" | "sequenceLengths">;
+  if (header.entries.length === 1) {
+    result = logitsFromTensor(header.entries[0].shape, decode(header.entries[0]), `tensor '${header.entries[0].name}' in ${name}`);
+  } else {
+    const perLayer = header.entries[0].shape[0] * header.entries[0].shape[1];
+    const stacked = new Float32Array(perLayer * header.entries.length);
+    header.entries.forEach((entry, l) => stacked.set(decode(entry), l * perLayer));
+    result = logitsFromTensor(safetensorsShape(header), stacked, name);
+  }
+  return { ...result, ...header.metadata };
 }
 
 function parseEntry(key: string, value: unknown, dataLength: number, file: string): TensorEntry {

@@ -14,7 +14,8 @@ export interface LogitsInput {
   readonly microBatchSequences?: number;
 }
 
-export function logitsFromTensor(shape: readonly number[], data: FloatArray, what: string): Pick<LogitsInput, "logits" | "sequenceLengths"> {
+/** Layers, tokens and experts of an accepted tensor shape (and the sequences a 4-D shape implies). */
+export function layoutOfShape(shape: readonly number[], what: string): { layers: number; tokens: number; experts: number; sequenceLengths?: number[] } {
   let layers: number, tokens: number, experts: number;
   let sequenceLengths: number[] | undefined;
   if (shape.length === 2) [layers, tokens, experts] = [1, shape[0], shape[1]];
@@ -29,6 +30,11 @@ export function logitsFromTensor(shape: readonly number[], data: FloatArray, wha
   if (layers < 1 || tokens < 1 || experts < 1) {
     throw new LabInputError(`${what} has shape [${shape.join(", ")}]: it holds no router logits`);
   }
+  return { layers, tokens, experts, sequenceLengths };
+}
+
+export function logitsFromTensor(shape: readonly number[], data: FloatArray, what: string): Pick<LogitsInput, "logits" | "sequenceLengths"> {
+  const { layers, tokens, experts, sequenceLengths } = layoutOfShape(shape, what);
   if (data.length !== layers * tokens * experts) {
     throw new LabInputError(`${what} declares shape [${shape.join(", ")}] but holds ${data.length} values`);
   }

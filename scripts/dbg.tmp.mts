@@ -1,0 +1,17 @@
+import { serveDist } from "../test/browser/static-server.js";
+import { launch, watchProblems } from "../test/browser/chromium.js";
+import { writeFileSync } from "node:fs";
+import { writeNpy } from "../src/lib/io/npy.js";
+writeFileSync("/tmp/x.npy", writeNpy(Float32Array.from({length: 2*50*8}, (_, i) => Math.sin(i)), [2, 50, 8]));
+const site = await serveDist(new URL("../dist", import.meta.url).pathname);
+const context = await launch();
+const page = await context.newPage();
+const problems = watchProblems(page);
+page.on("console", (m) => console.log("console:", m.type(), m.text().slice(0, 200)));
+await page.goto(site.url + "your-logits", { waitUntil: "networkidle" });
+await page.locator("input[type=file]").setInputFiles("/tmp/x.npy");
+await page.waitForTimeout(3000);
+await page.screenshot({ path: "/tmp/yl.png", fullPage: true });
+console.log(problems.slice(0, 5));
+console.log(await page.$$eval(".observablehq--error", (els) => els.map((e) => e.textContent)));
+await context.close(); await site.close();

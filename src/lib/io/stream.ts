@@ -1,0 +1,120 @@
+/**
+ * Reading router logits from a file of any size in chunks: the header is
+ * parsed first (`planLogits`), then rows arrive in order (`streamLogits`),
+ * each chunk decoded and checked on its own, so that a 1 GB file never has to
+ * be held whole. `.npy` (C order) and `.safetensors` stream; JSON and
+ * Fortran-ordered `.npy` are read whole, up to `MAX_WHOLE_BYTES`.
+ */
+import { LabInputError, type FloatArray } from "../types.js";
+import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
+import { readLogits, formatOfName, sniffFormat, supportedFormats, type LogitsFormat } from "./read.js";
+import { parseNpyHeader } from "./npy.js";
+import { MAX_HEADER_BYTES, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
+import { decodeFloats, elementBytes, layoutOfShape, type ElementType, type LogitsInput } from "./tensor.js";
+
+/** A file, a Blob or a byte array, read by ranges. */
+export interface ByteSource {
+  readonly name: string;
+  readonly size: number;
+  read(start: number, end: number): Promise<Uint8Array>;
+}
+
+export const MAX_WHOLE_BYTES = 256 * 1024 * 1024;
+
+export function blobSource(blob: Blob, name: string): ByteSource {
+  return { name, size: blob.size, read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()) };
+}
+
+export function bytesSource(bytes: Uint8Array, name: string): ByteSource {
+  return { name, size: bytes.length, read: async (start, end) => bytes.subarray(start, end) };
+}
+
+export interface LogitsPlan {
+  format: LogitsFormat;
+  layers: number;
+  tokens: number;
+  experts: number;
+  dtype: string;
+  topK?: number;
+  sequenceLengths?: number[];
+  microBatchSequences?: number;
+  /** Byte ranges holding the rows, in order. */
+  segments: { start: number; count: number; type: ElementType; littleEndian: boolean }[];
+  /** Inputs read whole (JSON, Fortran order). */
+  whole?: LogitsInput;
+}
+
+export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
+  const { name, size } = source;
+  if (size === 0) throw new LabInputError(`${name} is empty`);
+  const head = await source.read(0, Math.min(size, 65536));
+  const named = formatOfName(name);
+  const sniffed = sniffFormat(head.subarray(0, Math.min(head.length, 4096)));
+  const format = named ?? sniffed;
+  if (!format) throw new LabInputError(`cannot tell what ${name} holds; readable formats: ${supportedFormats}`);
+  if (named && sniffed && named !== sniffed) throw new LabInputError(`${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`);
+
+  const whole = async (): Promise<LogitsPlan> => {
+    if (size > MAX_WHOLE_BYTES) {
+      throw new LabInputError(`${name} is ${(size / 2 ** 20).toFixed(0)} MiB; ${format === "json" ? "JSON" : "Fortran-ordered .npy"} files are read whole, up to ${MAX_WHOLE_BYTES / 2 ** 20} MiB: save large logits as C-ordered .npy or .safetensors`);
+    }
+    const input = readLogits(await source.read(0, size), name);
+    const { layers, tokens, experts } = input.logits;
+    return { format, layers, tokens, experts, dtype: input.logits.data instanceof Float64Array ? "float64" : "float32", topK: input.topK, sequenceLengths: input.sequenceLengths, microBatchSequences: input.microBatchSequences, segments: [], whole: input };
+  };
+
+  if (format === "json") return whole();
+  if (format === "npy") {
+    const header = parseNpyHeader(head, size, name);
+    if (header.fortranOrder) return whole();
+    const layout = layoutOfShape(header.shape, name);
+    return { format, ...layout, dtype: header.type, segments: [{ start: header.dataStart, count: header.count, type: header.type, littleEndian: header.littleEndian }] };
+  }
+  const declared = head.length >= 8 ? Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true)) : 0;
+  const headerBytes = declared > 0 && declared <= MAX_HEADER_BYTES && 8 + declared <= size ? await source.read(0, 8 + declared) : head;
+  const header = parseSafetensorsHeader(headerBytes, size, name);
+  const layout = layoutOfShape(safetensorsShape(header), name);
+  return {
+    format, ...layout, ...header.metadata, sequenceLengths: header.metadata.sequenceLengths ?? layout.sequenceLengths,
+    dtype: header.entries[0].type,
+    segments: header.entries.map((e) => ({ start: header.dataStart + e.begin, count: (e.end - e.begin) / elementBytes[e.type], type: e.type, littleEndian: true })),
+  };
+}
+
+/**
+ * Calls `onRows` with consecutive chunks of whole rows (`count` rows in
+ * `values`), checking every value; `onProgress` gets the bytes read so far.
+ */
+export async function streamLogits(
+  source: ByteSource, plan: LogitsPlan,
+  onRows: (values: FloatArray, count: number) => void,
+  onProgress: (done: number, total: number) => void = () => {},
+  chunkBytes = 16 * 1024 * 1024,
+): Promise<void> {
+  const { experts, tokens } = plan;
+  if (plan.whole) {
+    onRows(plan.whole.logits.data, plan.layers * plan.tokens);
+    onProgress(source.size, source.size);
+    return;
+  }
+  const total = plan.segments.reduce((n, s) => n + s.count * elementBytes[s.type], 0);
+  let done = 0;
+  let row = 0;
+  for (const segment of plan.segments) {
+    const rowBytes = experts * elementBytes[segment.type];
+    const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
+    const rows = segment.count / experts;
+    for (let first = 0; first < rows; first += rowsPerChunk) {
+      const count = Math.min(rowsPerChunk, rows - first);
+      const bytes = await source.read(segment.start + first * rowBytes, segment.start + (first + count) * rowBytes);
+      if (bytes.length !== count * rowBytes) throw new LabInputError(`${source.name} ended early: expected ${count * rowBytes} bytes at offset ${segment.start + first * rowBytes}, read ${bytes.length}`);
+      const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
+      const bad = firstInvalidLogit(values);
+      if (bad >= 0) throw new LabInputError(`${source.name}: router logit at ${logitPosition({ tokens, experts }, row * experts + bad)} is ${invalidLogitMessage(values[bad])}`);
+      onRows(values, count);
+      row += count;
+      done += bytes.length;
+      onProgress(done, total);
+    }
+  }
+}

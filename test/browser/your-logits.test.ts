@@ -1,0 +1,124 @@
+// "Your router logits" in headless Chromium: valid files give exactly what
+// `moe-lab losses` prints for them, broken ones one clear message, and
+// nothing is requested over the network while a file is processed.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BrowserContext, Page } from "playwright-core";
+import { launch, watchProblems } from "./chromium.js";
+import { serveDist, type StaticSite } from "./static-server.js";
+import { writeNpy } from "../../src/lib/io/npy.js";
+import { writeSafetensors } from "../../src/lib/io/safetensors.js";
+import { normalGenerator } from "../../src/lib/random.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "moe-lab-drop-"));
+let site: StaticSite;
+let browser: BrowserContext;
+before(async () => {
+  site = await serveDist(`${root}dist/`);
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+function logits(layers: number, tokens: number, experts: number, seed: number): Float32Array {
+  const normal = normalGenerator(seed);
+  const skew = Array.from({ length: experts }, () => normal());
+  return Float32Array.from({ length: layers * tokens * experts }, (_, i) => skew[i % experts] + 1.3 * normal());
+}
+
+function save(name: string, bytes: Uint8Array | string): string {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+const cli = (path: string, ...args: string[]) => JSON.parse(execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" }));
+
+async function open(): Promise<{ page: Page; problems: string[]; requests: string[] }> {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${site.url}your-logits`, { waitUntil: "networkidle" });
+  const requests: string[] = [];
+  page.on("request", (r) => { if (!r.url().startsWith("blob:") && !r.url().startsWith("data:")) requests.push(r.url()); });
+  return { page, problems, requests };
+}
+
+async function drop(page: Page, path: string): Promise<void> {
+  await page.locator("input[type=file]").setInputFiles(path);
+}
+
+const families = ["lbl", "z_loss", "cv2", "max_vio"] as const;
+
+for (const [name, make, args] of [
+  ["safetensors, one tensor per layer, top_k and sequence lengths in metadata", () => save("layers.safetensors", writeSafetensors(Object.fromEntries([0, 1, 2].map((l) => [`model.layers.${l}.router`, { data: logits(1, 600, 16, 10 + l), shape: [600, 16] }])), { top_k: "4", sequence_lengths: "[200, 200, 200]" })), [] as string[]],
+  ["npy [L, T, E], top_k asked for", () => save("stack.npy", writeNpy(logits(2, 500, 8, 3), [2, 500, 8])), ["--top-k", "2"]],
+  ["JSON in the CLI's shape", () => save("small.json", JSON.stringify({ router_logits: [[[0.1, 2, -1, 0.5], [1, 1, 0, -2], [0.3, -0.2, 0.9, 0.1]]], top_k: 2, sequence_lengths: [1, 2] })), []],
+] as const) {
+  test(`valid file: ${name} — the page shows what moe-lab losses prints`, { timeout: 120_000 }, async () => {
+    const path = make();
+    const expected = cli(path, ...args);
+    const { page, problems, requests } = await open();
+    await drop(page, path);
+    await page.waitForSelector("[data-testid=file-description]");
+    if (args.length) await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill(args[1]);
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.waitForSelector("[data-testid=your-losses]", { timeout: 60_000 });
+    for (const family of families) {
+      for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
+        const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
+        assert.ok(Math.abs(shown - value) <= 1e-6 * Math.max(1, Math.abs(value)), `${family}.${key}: page ${shown} vs CLI ${value}`);
+      }
+    }
+    // the JSON export is the CLI's record
+    const href = await page.getByTestId("export-json").getAttribute("href");
+    const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
+    assert.deepEqual(exported.load, expected.load);
+    for (const family of families) for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) assert.ok(Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)), `export ${family}.${key}`);
+    assert.deepEqual(requests.filter((u) => !u.startsWith("blob:")), [], "no request while the file is processed");
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+}
+
+const good = writeSafetensors({ x: { data: logits(2, 50, 8, 1), shape: [2, 50, 8] } }, { top_k: "2" });
+const broken: [string, string, Uint8Array | string, RegExp][] = [
+  ["truncated file", "t.npy", writeNpy(logits(2, 50, 8, 1), [2, 50, 8]).slice(0, 900), /truncated/],
+  ["header that lies about its length", "lie.safetensors", (() => { const b = good.slice(); new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true); return b; })(), /header claims/],
+  ["dtype we do not read", "int.safetensors", new TextEncoder().encode(new TextDecoder().decode(good).replace('"F32"', '"I64"')), /dtype I64.*F16, BF16, F32 or F64/],
+  ["NaN inside", "nan.npy", writeNpy(Float32Array.from([0, 1, NaN, 2]), [2, 2]), /token 1, expert 0 is NaN/],
+  ["inconsistent layer shapes", "ragged.safetensors", writeSafetensors({ "l.0": { data: new Float32Array(16), shape: [2, 8] }, "l.1": { data: new Float32Array(14), shape: [2, 7] } }), /inconsistent layers/],
+  ["empty file", "empty.npy", new Uint8Array(0), /is empty/],
+  ["huge header", "huge.safetensors", (() => { const b = new Uint8Array(64); new DataView(b.buffer).setBigUint64(0, 1n << 40n, true); return b; })(), /refused/],
+  ["not what its extension says", "json.npy", '{"router_logits": [[[1, 2]]]}', /named \.npy but its contents look like json/],
+];
+
+test("broken files each end in one clear message and the page stays usable", { timeout: 180_000 }, async () => {
+  const { page, problems, requests } = await open();
+  for (const [what, name, bytes, message] of broken) {
+    await drop(page, save(name, bytes));
+    const error = page.getByTestId("file-error").filter({ hasText: `${name}:` });
+    const compute = page.getByRole("button", { name: "Compute" });
+    // some problems show when the header is read, others when the rows are
+    await Promise.race([error.waitFor({ timeout: 30_000 }), compute.waitFor({ timeout: 30_000 })]);
+    if (!(await error.count())) {
+      await compute.click();
+      await error.waitFor({ timeout: 30_000 });
+    }
+    assert.match(await error.first().textContent() ?? "", message, what);
+  }
+  // and a good file still works afterwards
+  await drop(page, save("good.safetensors", good));
+  await page.getByRole("button", { name: "Compute" }).click();
+  await page.waitForSelector("[data-testid=your-losses]");
+  assert.deepEqual(requests, [], "nothing sent over the network");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
