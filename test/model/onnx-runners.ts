@@ -41,7 +41,7 @@ export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): nu
 /** The reference file export.py writes beside each .onnx. */
 export interface Reference {
   strategy: string;
-  precision: "fp32" | "fp16-weights";
+  precision: "fp32" | "reduced";
   config: { n_layers: number; n_experts: number; top_k: number; vocab_size: number };
   input_ids: number[][];
   domains: string[];
