@@ -12,7 +12,7 @@
 //   itself (no CDN), same version as the bundled JavaScript;
 // - src/assets/models/, tokenizer.json, samples.json: OLMoE-mini's
 //   checkpoints, tokenizer and sample texts from data/.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
@@ -61,3 +61,7 @@ writeFileSync(new URL("model-files.js", assets), [
 copyFileSync(new URL("data/tokenizer.json", root), new URL("tokenizer.json", assets));
 const samples = Object.fromEntries(readdirSync(new URL("data/samples/", root)).map((f) => [f.replace(/\.txt$/, ""), readFileSync(new URL(`data/samples/${f}`, root), "utf8")]));
 writeFileSync(new URL("samples.json", assets), JSON.stringify(samples));
+
+// Framework re-runs a data loader only when the loader itself changes; the
+// ablation loader reads data/logs and data/metrics, so drop its cached output.
+rmSync(new URL("src/.observablehq/cache/data/ablation.json", root), { force: true });

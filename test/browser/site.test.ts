@@ -15,7 +15,7 @@ import { lossRecord } from "../../src/lib/losses/index.js";
 import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-layer.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
-const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training"];
+const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
 
 let site: StaticSite;
 let browser: BrowserContext;
