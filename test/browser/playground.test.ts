@@ -138,7 +138,7 @@ test("granularity page: OLMoE-mini's sample batch, routed live, gives the librar
   const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);
   for (const m of [1, 4]) {
     if (m !== 1) {
-      await page.locator("form", { has: page.locator("label", { hasText: "micro-batch size m" }) }).last().locator("input[type=range]").fill(String(m));
+      await page.locator("form", { has: page.locator("label", { hasText: "micro-batch of real sequences" }) }).locator("input[type=range]").fill(String(m));
       await page.waitForTimeout(300);
     }
     const expected = await nodeLosses("", windows, m);

@@ -16,6 +16,9 @@ import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-l
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
+// Pages whose figures need something first: the model's output, or a file from the reader.
+const waitFor: Record<string, string> = { playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
+const figureless = new Set(["your-logits"]);
 
 let site: StaticSite;
 let browser: BrowserContext;
@@ -50,8 +53,9 @@ async function setRange(page: Page, label: string, value: number): Promise<void>
 const number = async (page: Page, testId: string) => Number(await page.getByTestId(testId).first().textContent());
 
 for (const path of pages) {
-  test(`page /${path} renders formulas and figures with no error`, async () => {
+  test(`page /${path} renders formulas and figures with no error`, { timeout: 120_000 }, async () => {
     const { page, problems } = await open(path);
+    if (waitFor[path]) await page.waitForSelector(waitFor[path], { timeout: 90_000 });
     const errorCells = await page.$$eval(".observablehq--error", (els) => els.map((e) => e.textContent));
     assert.deepEqual(errorCells, [], "cells in error");
     assert.equal(await page.locator(".katex-error").count(), 0, "unrendered formula");
@@ -64,7 +68,7 @@ for (const path of pages) {
           return marks.reduce((count, g) => count + g.children.length, 0);
         }),
     );
-    assert.ok(figures.length > 0, "no figure on the page");
+    if (!figureless.has(path)) assert.ok(figures.length > 0, "no figure on the page");
     figures.forEach((marks, i) => assert.ok(marks > 0, `figure ${i} is empty`));
     assert.deepEqual(problems, []);
     assert.deepEqual(site.outside, [], "requests outside the base path");
