@@ -9,12 +9,14 @@ import { cpus } from "node:os";
 import { benchLossEngine } from "./loss-engine.js";
 import { benchLiveTraining } from "./live-training.js";
 import { benchModel } from "./model.js";
+import { benchYourLogits } from "./your-logits.js";
 import type { BenchRow } from "./timing.js";
 
 const suites: [string, () => Promise<BenchRow[]>][] = [
   ["loss engine", benchLossEngine],
   ["live training", benchLiveTraining],
   ["OLMoE-mini", benchModel],
+  ["your logits", benchYourLogits],
 ];
 
 const filter = process.argv[2];

@@ -68,7 +68,7 @@ for (const [name, make, args] of [
     const { page, problems, requests } = await open();
     await drop(page, path);
     await page.waitForSelector("[data-testid=file-description]");
-    if (args.length) await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill(args[1]);
+    if (args.length) await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill(String(args[1]));
     await page.getByRole("button", { name: "Compute" }).click();
     await page.waitForSelector("[data-testid=your-losses]", { timeout: 60_000 });
     for (const family of families) {
