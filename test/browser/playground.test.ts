@@ -79,6 +79,7 @@ test("empty text and text beyond the context get a message; the page keeps worki
   await page.getByRole("button", { name: "Route" }).click();
   await page.waitForSelector("[data-testid=route-message]");
   assert.match(await page.getByTestId("route-message").textContent() ?? "", /Type or paste some text/);
+  assert.equal(await page.getByTestId("losses").count(), 0, "no stale losses from the previous text");
   await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
   await page.getByRole("button", { name: "Route" }).click();
   await page.waitForSelector("[data-testid=routed-summary]", { timeout: 90_000 });

@@ -17,7 +17,7 @@ import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-l
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
 // Pages whose figures need something first: the model's output, or a file from the reader.
-const waitFor: Record<string, string> = { playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
+const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
 const figureless = new Set(["your-logits"]);
 
 let site: StaticSite;
@@ -155,6 +155,28 @@ test("live training: a fixed seed reproduces the library's run, and no balancing
     assert.equal(await number(page, "live-task"), Number(mean("taskLoss").toFixed(3)));
   }
   for (const strategy of ["lbl-global", "lbl-micro", "loss-free"] as Strategy[]) assert.ok(final.none! > final[strategy]!, `none ${final.none} vs ${strategy} ${final[strategy]}`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("ablation: toggling checkpoints and metrics redraws the training curves", async () => {
+  const { page, problems } = await open("ablation");
+  const title = () => page.locator("h2, h3, figure h2").filter({ hasText: "over training" }).first().textContent();
+  assert.match((await title()) ?? "", /^ce over training/);
+  await page.locator("form", { has: page.locator("label", { hasText: "metric" }) }).locator("select").selectOption({ label: "MaxVio, global batch" });
+  await page.waitForTimeout(300);
+  assert.match((await title()) ?? "", /^max_vio_global over training/);
+  const boxes = page.locator("form", { has: page.locator("label", { hasText: "checkpoints" }) }).locator("input[type=checkbox]");
+  const count = await boxes.count();
+  assert.ok(count >= 1, "at least one trained checkpoint");
+  const lines = () => page.locator("svg [aria-label=line] path").count();
+  const before = await lines();
+  await boxes.first().uncheck();
+  await page.waitForTimeout(300);
+  assert.ok((await lines()) < before, "a curve disappears");
+  await boxes.first().check();
+  await page.waitForTimeout(300);
+  assert.equal(await lines(), before);
   assert.deepEqual(problems, []);
   await page.close();
 });

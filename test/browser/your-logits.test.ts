@@ -118,6 +118,11 @@ test("broken files each end in one clear message and the page stays usable", { t
   await drop(page, save("good.safetensors", good));
   await page.getByRole("button", { name: "Compute" }).click();
   await page.waitForSelector("[data-testid=your-losses]");
+  // a broken file after a good one: its numbers must not stay on screen
+  await drop(page, save("after.npy", writeNpy(Float32Array.from([0, NaN]), [1, 2])));
+  await page.getByRole("button", { name: "Compute" }).click();
+  await page.getByTestId("file-error").filter({ hasText: "after.npy:" }).waitFor();
+  assert.equal(await page.getByTestId("your-losses").count(), 0, "no stale numbers from the previous file");
   assert.deepEqual(requests, [], "nothing sent over the network");
   assert.deepEqual(problems, []);
   await page.close();

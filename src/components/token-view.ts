@@ -1,0 +1,22 @@
+// Tokens coloured by the expert their router ranks first in one layer, with
+// the top-8 experts and gate weights on hover.
+import { html } from "htl";
+import { softmaxRow, topKRow } from "../lib/routing.js";
+import type { Tokenizer } from "../lib/model/tokenizer.js";
+import type { RouterLogits } from "../lib/types.js";
+
+/** A stable, well-spread colour per expert (golden-angle hues). */
+export const expertColour = (expert: number): string => `hsl(${(expert * 137.508) % 360} 70% 85%)`;
+
+export function tokenView(ids: readonly number[], logits: RouterLogits, layer: number, tokenizer: Tokenizer, topK = 8): HTMLElement {
+  const E = logits.experts, T = logits.tokens;
+  const p = new Float64Array(E), chosen = new Int32Array(topK);
+  const spans = ids.map((id, t) => {
+    softmaxRow(logits.data, (layer * T + t) * E, E, p);
+    topKRow(p, E, topK, chosen);
+    const detail = Array.from(chosen, (e) => `expert ${e}: gate ${p[e].toFixed(3)}`).join("\n");
+    const text = tokenizer.tokenText(id);
+    return html`<span class="token" style=${`background:${expertColour(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]}>${text}</span>`;
+  });
+  return html`<div class="tokens" data-testid="tokens">${spans}</div>` as HTMLElement;
+}
