@@ -18,5 +18,5 @@ export function tokenView(ids: readonly number[], logits: RouterLogits, layer: n
     const text = tokenizer.tokenText(id);
     return html`<span class="token" style=${`background:${expertColour(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]}>${text}</span>`;
   });
-  return html`<div class="tokens" data-testid="tokens">${spans}</div>` as HTMLElement;
+  return html`<div class="tokens" data-testid="tokens">${spans}</div>`;
 }

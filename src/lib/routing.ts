@@ -5,7 +5,7 @@
  * Every function here works on one row (one token of one layer) or loops over
  * rows of a flat `layers × tokens × experts` array.
  */
-import type { FloatArray, RouterLogits } from "./types.js";
+import type { FloatArray } from "./types.js";
 
 /**
  * Softmax of `logits[offset .. offset+experts)` into `out[0 .. experts)`,
@@ -69,40 +69,6 @@ export function topKRow(scores: ArrayLike<number>, experts: number, k: number, o
   }
 }
 
-/** Per-token routing of a whole batch, kept for figures and gradients. */
-export interface TokenRouting {
-  readonly layers: number;
-  readonly tokens: number;
-  readonly experts: number;
-  readonly topK: number;
-  /** `p[l][t][e]`, softmax over all experts: layers × tokens × experts. */
-  readonly probs: Float32Array;
-  /** Chosen experts, largest probability first: layers × tokens × topK. */
-  readonly chosen: Int32Array;
-  /** `lse[l][t]`: layers × tokens. */
-  readonly logSumExp: Float64Array;
-}
-
-/**
- * Softmax, top-k and logsumexp for every token of every layer. Pages use it
- * to colour tokens and draw heatmaps; the losses use the fused pass in
- * `summary.ts`, which never stores per-token probabilities.
- */
-export function routeTokens(logits: RouterLogits, topK: number): TokenRouting {
-  const { layers, tokens, experts, data } = logits;
-  const rows = layers * tokens;
-  const probs = new Float32Array(rows * experts);
-  const chosen = new Int32Array(rows * topK);
-  const logSumExp = new Float64Array(rows);
-  const row = new Float64Array(experts);
-  for (let r = 0; r < rows; r++) {
-    logSumExp[r] = softmaxRow(data, r * experts, experts, row);
-    probs.set(row, r * experts);
-    topKRow(row, experts, topK, chosen, r * topK);
-  }
-  return { layers, tokens, experts, topK, probs, chosen, logSumExp };
-}
-
 /** How the weights of the chosen experts are formed. */
 export type GateStyle = "olmoe" | "mixtral";
 
@@ -119,11 +85,6 @@ export function gateWeights(probs: ArrayLike<number>, chosen: ArrayLike<number>,
     for (let i = 0; i < weights.length; i++) weights[i] /= total;
   }
   return weights;
-}
-
-/** Dense softmax gating: every expert runs, weighted by `p_e`. */
-export function denseGateWeights(probs: ArrayLike<number>): number[] {
-  return Array.from(probs);
 }
 
 /** `log(1 + exp(x))`, stable for large |x|. */

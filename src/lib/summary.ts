@@ -8,7 +8,7 @@
  */
 import { validateBatch } from "./validate.js";
 import { expNonPositive } from "./fast-exp.js";
-import type { BatchLayout, RouterLogits } from "./types.js";
+import type { RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
 
 export interface RoutingSummary {
@@ -123,11 +123,6 @@ export class SummaryBuilder {
       probSum: this.probSum, load: this.load, logSumExpSquareSum: this.logSumExpSquareSum, maxLogit: this.maxLogit,
     };
   }
-}
-
-/** Layout of a summary, for callers that need it back. */
-export function summaryLayout(summary: RoutingSummary): BatchLayout {
-  return { topK: summary.topK, sequenceLengths: summary.sequenceLengths };
 }
 
 /** Sums of one layer over a group of sequences. */

@@ -36,11 +36,6 @@ export class LabInputError extends Error {
   }
 }
 
-/** Index of `x[l][t][e]` in the flat array. */
-export function logitIndex(shape: RouterLogits, layer: number, token: number, expert: number): number {
-  return (layer * shape.tokens + token) * shape.experts + expert;
-}
-
 /** Builds `RouterLogits` from nested arrays `[L][T][E]` (tests, small JSON inputs). */
 export function logitsFromNested(nested: readonly (readonly (readonly number[])[])[], precision: "float32" | "float64" = "float64"): RouterLogits {
   const layers = nested.length;
@@ -50,10 +45,4 @@ export function logitsFromNested(nested: readonly (readonly (readonly number[])[
   let i = 0;
   for (const layer of nested) for (const row of layer) for (const value of row) data[i++] = value;
   return { data, layers, tokens, experts };
-}
-
-/** The logits of one layer as a view (no copy). */
-export function layerView(logits: RouterLogits, layer: number): FloatArray {
-  const size = logits.tokens * logits.experts;
-  return logits.data.subarray(layer * size, (layer + 1) * size);
 }

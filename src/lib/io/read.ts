@@ -30,15 +30,21 @@ export function sniffFormat(bytes: Uint8Array): LogitsFormat | undefined {
   return undefined;
 }
 
-export function readLogits(bytes: Uint8Array, name: string): LogitsInput {
-  if (bytes.length === 0) throw new LabInputError(`${name} is empty`);
+/** The format to read `name` as, refusing a file whose first bytes contradict its name. */
+export function checkedFormat(head: Uint8Array, name: string): LogitsFormat {
   const named = formatOfName(name);
-  const sniffed = sniffFormat(bytes);
+  const sniffed = sniffFormat(head);
   const format = named ?? sniffed;
   if (!format) throw new LabInputError(`cannot tell what ${name} holds; readable formats: ${supportedFormats}`);
   if (named && sniffed && named !== sniffed) {
     throw new LabInputError(`${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`);
   }
+  return format;
+}
+
+export function readLogits(bytes: Uint8Array, name: string): LogitsInput {
+  if (bytes.length === 0) throw new LabInputError(`${name} is empty`);
+  const format = checkedFormat(bytes, name);
   switch (format) {
     case "npy":
       return readNpy(bytes, name);

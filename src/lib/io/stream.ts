@@ -7,7 +7,7 @@
  */
 import { LabInputError, type FloatArray } from "../types.js";
 import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
-import { readLogits, formatOfName, sniffFormat, supportedFormats, type LogitsFormat } from "./read.js";
+import { checkedFormat, readLogits, type LogitsFormat } from "./read.js";
 import { parseNpyHeader } from "./npy.js";
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
 import { decodeFloats, elementBytes, layoutOfShape, type ElementType, type LogitsInput } from "./tensor.js";
@@ -48,11 +48,7 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
   const { name, size } = source;
   if (size === 0) throw new LabInputError(`${name} is empty`);
   const head = await source.read(0, Math.min(size, 65536));
-  const named = formatOfName(name);
-  const sniffed = sniffFormat(head.subarray(0, Math.min(head.length, 4096)));
-  const format = named ?? sniffed;
-  if (!format) throw new LabInputError(`cannot tell what ${name} holds; readable formats: ${supportedFormats}`);
-  if (named && sniffed && named !== sniffed) throw new LabInputError(`${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`);
+  const format = checkedFormat(head, name);
 
   const whole = async (): Promise<LogitsPlan> => {
     if (size > MAX_WHOLE_BYTES) {
