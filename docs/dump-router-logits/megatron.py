@@ -1,0 +1,33 @@
+"""Capture router logits inside a Megatron-LM (megatron.core) MoE model.
+
+Call `attach(model)` before a forward pass and `save(path, top_k)` after it.
+The hooks recompute the logits from each router's input and gate weight
+(`hidden @ weight.T`), i.e. before any top-k, bias, or score function.
+"""
+import torch
+from safetensors.torch import save_file
+
+_captured = []
+
+
+def attach(model):
+    """Registers one hook per MoE layer's router (megatron.core TopKRouter)."""
+    _captured.clear()
+    handles = []
+    for layer in model.decoder.layers:
+        router = getattr(layer.mlp, "router", None)
+        if router is None:
+            continue  # a dense layer
+        def hook(module, inputs, output):
+            hidden = inputs[0].reshape(-1, inputs[0].shape[-1])
+            _captured.append(torch.nn.functional.linear(hidden.float(), module.weight.float()).cpu())
+        handles.append(router.register_forward_hook(hook))
+    return handles
+
+
+def save(path, top_k, sequence_lengths=None):
+    metadata = {"top_k": str(top_k)}
+    if sequence_lengths is not None:
+        metadata["sequence_lengths"] = str(list(sequence_lengths))
+    # with tensor/sequence parallelism, gather the token dimension first
+    save_file({f"layer.{i}": t.contiguous() for i, t in enumerate(_captured)}, path, metadata=metadata)
