@@ -104,6 +104,19 @@ test("a model that fails to download ends in a message, not a crash", { skip, ti
   await fresh.close();
 });
 
+test("a corrupt model file ends in a message, not a crash", { skip, timeout: 120_000 }, async () => {
+  const fresh = await launch();
+  await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("this is not an ONNX model".repeat(100)) }));
+  const page = await fresh.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.waitForSelector("[data-testid=model-error]", { timeout: 60_000 });
+  assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded/);
+  assert.deepEqual(errors, []);
+  await fresh.close();
+});
+
 test("WebGPU (SwiftShader) routes like WASM, or the test says why it could not run", { skip, timeout: 240_000 }, async (t) => {
   const page = await browser.newPage();
   await page.goto(`${site.url}playground`);
