@@ -127,3 +127,25 @@ test("broken files each end in one clear message and the page stays usable", { t
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("a file dropped on the drop zone is read like a picked one", { timeout: 120_000 }, async () => {
+  const bytes = writeNpy(logits(1, 40, 8, 9), [40, 8]);
+  const path = save("dropped.npy", bytes);
+  const expected = cli(path, "--top-k", "2");
+  const { page, problems } = await open();
+  await page.evaluate((data) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(data)], "dropped.npy"));
+    const zone = document.getElementById("drop-zone")!;
+    zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, Array.from(bytes));
+  await page.waitForSelector("[data-testid=file-description]");
+  assert.match(await page.getByTestId("file-description").textContent() ?? "", /dropped\.npy/);
+  await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill("2");
+  await page.getByRole("button", { name: "Compute" }).click();
+  await page.waitForSelector("[data-testid=your-losses]");
+  assert.ok(Math.abs(Number(await page.getByTestId("your-lbl.switch").textContent()) - expected.lbl.switch) < 1e-6);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
