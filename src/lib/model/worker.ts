@@ -14,7 +14,6 @@ type Ort = typeof ortWasm;
 const CACHE = "moe-lab-models-v1";
 let session: ortWasm.InferenceSession | null = null;
 let ort: Ort = ortWasm;
-let paths: LoadRequest["wasmPaths"] | null = null;
 let backend: Backend = "wasm";
 let fallbackReason: string | null = null;
 let modelBytes: Uint8Array | null = null;
@@ -34,8 +33,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
 
 async function load(request: LoadRequest): Promise<void> {
   const started = performance.now();
-  paths = request.wasmPaths;
-  for (const [runtime, urls] of [[ortWasm, paths.wasm], [ortWebGpu as unknown as Ort, paths.webgpu]] as const) {
+  for (const [runtime, urls] of [[ortWasm, request.wasmPaths.wasm], [ortWebGpu as unknown as Ort, request.wasmPaths.webgpu]] as const) {
     runtime.env.wasm.wasmPaths = urls;
     // GitHub Pages sends no COOP/COEP headers, so threads are unavailable there.
     runtime.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
@@ -44,6 +42,7 @@ async function load(request: LoadRequest): Promise<void> {
   const { bytes, fromCache } = await fetchModel(request.modelUrl);
   modelBytes = bytes;
   fallbackReason = null;
+  backend = "wasm";
   let adapterReason: string | null = null;
   if (request.backend === "wasm") adapterReason = "WASM was requested (?ep=wasm)";
   else if (!("gpu" in navigator)) adapterReason = "this browser has no WebGPU (navigator.gpu is missing)";
@@ -57,7 +56,8 @@ async function load(request: LoadRequest): Promise<void> {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  if (!session || backend !== "webgpu") await openWasm(bytes);
+  session = backend === "webgpu" ? session : null;
+  if (!session) await openWasm(bytes);
   firstRun = true;
   post({ type: "loaded", backend, fallbackReason, loadMs: performance.now() - started, fromCache, bytes: bytes.byteLength });
 }
