@@ -50,13 +50,18 @@ export function heatmap(
 /** Lines over steps, one per series. */
 export function stepLines(
   points: readonly { step: number; value: number; series: string }[],
-  options: FigureOptions & { y: string; x?: string; logY?: boolean; zero?: boolean },
+  options: FigureOptions & { y: string; x?: string; logY?: boolean; zero?: boolean; smooth?: number },
 ): HTMLElement {
+  // Optional moving average over `smooth` steps, drawn over the raw series in a lighter tone.
+  const line = { x: "step", y: "value", stroke: "series", tip: true } as const;
+  const marks = options.smooth
+    ? [Plot.lineY(points, { ...line, strokeOpacity: 0.25, tip: false }), Plot.lineY(points, Plot.windowY({ k: options.smooth }, line))]
+    : [Plot.lineY(points, line)];
   return Plot.plot({
     width: options.width, height: options.height ?? 260, title: options.title,
     x: { label: options.x ?? "step" },
     y: { label: options.y, grid: true, type: options.logY ? "log" : "linear", zero: options.zero },
     color: { legend: true },
-    marks: [Plot.lineY(points, { x: "step", y: "value", stroke: "series", tip: true }), ...(options.logY ? [] : [Plot.ruleY([0])])],
+    marks: [...marks, ...(options.logY ? [] : [Plot.ruleY([0])])],
   }) as HTMLElement;
 }
