@@ -100,20 +100,17 @@ export function simulateBiasBalancing(options: BiasSimulationOptions): BiasTrace
   const normal = normalGenerator(options.seed ?? 1);
   const spread = options.popularity ?? 1;
   const preference = Float64Array.from({ length: experts }, () => spread * normal());
-  let bias: Float64Array = new Float64Array(experts);
-  const trace: BiasTrace = { maxVio: [], maxVioUnbiased: [], bias: [] };
-  const zero = new Float64Array(experts);
+  // The stream is one long layer cut into batches of `tokens`: the replay
+  // routes each batch with and without the bias in a single pass.
+  const replay = new BiasReplayBuilder({ layers: 1, tokens: steps * tokens, experts }, topK, rate, tokens, steps, options.rule ?? "sign");
+  const batch = new Float64Array(tokens * experts);
   for (let step = 0; step < steps; step++) {
-    const data = new Float64Array(tokens * experts);
-    for (let i = 0; i < data.length; i++) data[i] = preference[i % experts] + normal();
-    const logits = { data, layers: 1, tokens, experts };
-    trace.bias.push(Array.from(bias));
-    const result = biasBalancingStep(logits, topK, bias, rate, options.rule ?? "sign");
-    trace.maxVio.push(maxVioOfLoad(result.load, tokens, topK));
-    trace.maxVioUnbiased.push(maxVioOfLoad(biasBalancingStep(logits, topK, zero, 0).load, tokens, topK));
-    bias = result.bias;
+    for (let i = 0; i < batch.length; i++) batch[i] = preference[i % experts] + normal();
+    replay.addRows(batch, tokens);
   }
-  return trace;
+  const { maxVio, maxVioUnbiased, biasFirstLayer } = replay.replay;
+  // biases before each step: zero, then the state after each earlier batch
+  return { maxVio: maxVio[0], maxVioUnbiased: maxVioUnbiased[0], bias: [new Array<number>(experts).fill(0), ...biasFirstLayer.slice(0, -1)] };
 }
 
 /** What expert-bias balancing would have done on a file's logits, per layer. */
@@ -131,7 +128,8 @@ export interface BiasReplay {
  * Replays auxiliary-loss-free balancing over rows as they stream in (in the
  * flat layers × tokens order): each layer's tokens are cut into batches of
  * `batchTokens`, every batch is routed by `top-k of p + b`, and the bias is
- * updated by the sign rule after it. At most `maxBatches` batches per layer.
+ * updated after it (sign rule unless told otherwise). At most `maxBatches`
+ * batches per layer.
  */
 export class BiasReplayBuilder {
   private bias: Float64Array;
@@ -144,7 +142,10 @@ export class BiasReplayBuilder {
   private readonly chosen: Int32Array;
   readonly replay: BiasReplay;
 
-  constructor(private readonly shape: { layers: number; tokens: number; experts: number }, private readonly topK: number, private readonly rate: number, batchTokens: number, private readonly maxBatches = 200) {
+  constructor(
+    private readonly shape: { layers: number; tokens: number; experts: number }, private readonly topK: number, private readonly rate: number,
+    batchTokens: number, private readonly maxBatches = 200, private readonly rule: BiasRule = "sign",
+  ) {
     const E = shape.experts;
     this.bias = new Float64Array(E);
     this.batchLoad = new Float64Array(E);
@@ -184,7 +185,7 @@ export class BiasReplayBuilder {
     const { experts } = this.shape;
     this.replay.maxVio[layer].push(maxVioOfLoad(this.batchLoad, this.inBatch, this.topK));
     this.replay.maxVioUnbiased[layer].push(maxVioOfLoad(this.plainLoad, this.inBatch, this.topK));
-    this.bias = updateBias(this.bias, this.batchLoad, experts, this.inBatch, this.topK, this.rate);
+    this.bias = updateBias(this.bias, this.batchLoad, experts, this.inBatch, this.topK, this.rate, this.rule);
     if (layer === 0) this.replay.biasFirstLayer.push(Array.from(this.bias));
     this.batchLoad.fill(0);
     this.plainLoad.fill(0);

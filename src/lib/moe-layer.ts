@@ -14,7 +14,7 @@ import { lossGradient } from "./losses/gradients.js";
 import { lossRecord } from "./losses/index.js";
 import { maxVioOfLoad } from "./losses/max-vio.js";
 import { normalGenerator, uniformGenerator } from "./random.js";
-import { summarize } from "./summary.js";
+import { summarize, type RoutingSummary } from "./summary.js";
 import { softmaxRow, topKRow } from "./routing.js";
 import { updateBias } from "./loss-free.js";
 
@@ -154,7 +154,7 @@ export function forward(config: LayerConfig, params: LayerParameters, batch: Bat
 export function objective(config: LayerConfig, params: LayerParameters, batch: Batch): { total: number; task: number; lbl: number; z: number } {
   const f = forward(config, params, batch);
   const task = meanSquaredError(f.outputs, batch.targets);
-  const { lbl, z } = auxiliaryValues(config, f.logits, batch.size);
+  const { lbl, z } = auxiliaryValues(config, routingSummary(config, f.logits, batch.size));
   return { total: task + auxiliaryWeight(config) * lbl + config.beta * z, task, lbl, z };
 }
 
@@ -172,10 +172,14 @@ function layout(config: LayerConfig): { lengths: number[]; lblName: "lbl.micro_b
   return { lengths: new Array(config.microBatches).fill(config.microBatchSize), lblName: config.strategy === "lbl-micro" ? "lbl.micro_batch" : "lbl.global" };
 }
 
-function auxiliaryValues(config: LayerConfig, logits: Float64Array, size: number): { lbl: number; z: number } {
-  const { lengths, lblName } = layout(config);
-  const record = lossRecord(summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, lengths), 1);
-  return { lbl: lblName === "lbl.micro_batch" ? record.lbl.micro_batch : record.lbl.global, z: record.z_loss.olmoe };
+/** The batch's routing summary (micro-batches as sequences): computed once per step, shared by values and gradients. */
+function routingSummary(config: LayerConfig, logits: Float64Array, size: number): RoutingSummary {
+  return summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, layout(config).lengths);
+}
+
+function auxiliaryValues(config: LayerConfig, summary: RoutingSummary): { lbl: number; z: number } {
+  const record = lossRecord(summary, 1);
+  return { lbl: layout(config).lblName === "lbl.micro_batch" ? record.lbl.micro_batch : record.lbl.global, z: record.z_loss.olmoe };
 }
 
 /**
@@ -183,7 +187,10 @@ function auxiliaryValues(config: LayerConfig, logits: Float64Array, size: number
  * choice and the LBL's `f` are held fixed (they have no gradient), as in
  * every MoE implementation.
  */
-export function gradients(config: LayerConfig, params: LayerParameters, batch: Batch, f = forward(config, params, batch)): { router: Float64Array; experts: Float64Array } {
+export function gradients(
+  config: LayerConfig, params: LayerParameters, batch: Batch,
+  f = forward(config, params, batch), summary = routingSummary(config, f.logits, batch.size),
+): { router: Float64Array; experts: Float64Array } {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
   const router = new Float64Array(d * E), experts = new Float64Array(E * d * o);
@@ -212,11 +219,11 @@ export function gradients(config: LayerConfig, params: LayerParameters, batch: B
   const { lengths, lblName } = layout(config);
   const alpha = auxiliaryWeight(config);
   if (alpha > 0) {
-    const g = lossGradient(logits, lblName, { topK: k, sequenceLengths: lengths, microBatchSequences: 1 });
+    const g = lossGradient(logits, lblName, { topK: k, sequenceLengths: lengths, microBatchSequences: 1, summary });
     for (let i = 0; i < g.length; i++) dLogits[i] += alpha * g[i];
   }
   if (config.beta > 0) {
-    const g = lossGradient(logits, "z_loss.olmoe", { topK: k });
+    const g = lossGradient(logits, "z_loss.olmoe", { topK: k, summary });
     for (let i = 0; i < g.length; i++) dLogits[i] += config.beta * g[i];
   }
   for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) {
@@ -230,7 +237,8 @@ export function gradients(config: LayerConfig, params: LayerParameters, batch: B
 export function trainStep(config: LayerConfig, params: LayerParameters, task: Task, step: number): StepMetrics {
   const batch = sampleBatch(config, task, step);
   const f = forward(config, params, batch);
-  const grads = gradients(config, params, batch, f);
+  const summary = routingSummary(config, f.logits, batch.size);
+  const grads = gradients(config, params, batch, f, summary);
   for (let i = 0; i < params.router.length; i++) params.router[i] -= config.learningRate * grads.router[i];
   for (let i = 0; i < params.experts.length; i++) params.experts[i] -= config.learningRate * grads.experts[i];
   const load = new Float64Array(config.experts);
@@ -242,7 +250,7 @@ export function trainStep(config: LayerConfig, params: LayerParameters, task: Ta
     maxVioMicro += maxVioOfLoad(local, config.microBatchSize, config.topK) / config.microBatches;
   }
   if (config.strategy === "loss-free") params.bias.set(updateBias(params.bias, load, config.experts, batch.size, config.topK, config.biasRate));
-  const { lbl, z } = auxiliaryValues(config, f.logits, batch.size);
+  const { lbl, z } = auxiliaryValues(config, summary);
   return { step, taskLoss: meanSquaredError(f.outputs, batch.targets), lbl, zLoss: z, maxVio: maxVioOfLoad(load, batch.size, config.topK), maxVioMicro, load: Array.from(load) };
 }
 

@@ -11,9 +11,9 @@
  */
 import { microBatches, perSequence, sequenceOffsets, wholeBatch, type SequenceGroup } from "../batching.js";
 import { softmaxRow } from "../routing.js";
-import { groupTotals, summarize } from "../summary.js";
+import { groupTotals, summarize, type RoutingSummary } from "../summary.js";
 import type { RouterLogits } from "../types.js";
-import { validateMicroBatch } from "../validate.js";
+import { validateBatch, validateMicroBatch } from "../validate.js";
 
 export type DifferentiableLoss =
   | "lbl.switch"
@@ -33,6 +33,11 @@ export interface GradientOptions {
   topK: number;
   sequenceLengths?: readonly number[];
   microBatchSequences?: number;
+  /**
+   * The summary of these same logits with this top-k and these sequence
+   * lengths, when the caller has it already: it is not computed again.
+   */
+  summary?: RoutingSummary;
 }
 
 /** `∂loss/∂x` for every logit, float64, layers × tokens × experts. */
@@ -40,22 +45,24 @@ export function lossGradient(logits: RouterLogits, loss: DifferentiableLoss, opt
   const sequenceLengths = options.sequenceLengths ?? [logits.tokens];
   const microBatchSequences = options.microBatchSequences ?? 1;
   validateMicroBatch(microBatchSequences);
-  const summary = summarize(logits, options.topK, sequenceLengths);
   const gradient = new Float64Array(logits.data.length);
   const sequences = sequenceLengths.length;
-  const { layers, experts, topK } = summary;
+  const { layers, experts, tokens } = logits;
+  const topK = options.topK;
 
   if (loss === "z_loss.st_moe" || loss === "z_loss.olmoe") {
-    // ∂ lse² / ∂x_j = 2 · lse · p_j
-    const scale = (2 / (layers * summary.tokens)) * (loss === "z_loss.olmoe" ? 1 / topK : 1);
+    // Needs no summary: ∂ lse² / ∂x_j = 2 · lse · p_j, row by row.
+    if (!options.summary) validateBatch(logits, { topK, sequenceLengths });
+    const scale = (2 / (layers * tokens)) * (loss === "z_loss.olmoe" ? 1 / topK : 1);
     const p = new Float64Array(experts);
-    for (let row = 0; row < layers * summary.tokens; row++) {
+    for (let row = 0; row < layers * tokens; row++) {
       const lse = softmaxRow(logits.data, row * experts, experts, p);
       for (let e = 0; e < experts; e++) gradient[row * experts + e] = scale * lse * p[e];
     }
     return gradient;
   }
 
+  const summary = options.summary ?? summarize(logits, topK, sequenceLengths);
   const offsets = sequenceOffsets(sequenceLengths);
   const addGroup = (layer: number, group: SequenceGroup, weights: Float64Array, scale: number) =>
     addWeightedProbabilityGradient(logits, layer, offsets[group.first], offsets[group.end], weights, scale, gradient);
