@@ -46,7 +46,7 @@ export async function benchModel(): Promise<BenchRow[]> {
   if (existsSync(state)) {
     const out = JSON.parse(execFileSync("/usr/bin/python3", [`${root}bench/model_torch.py`, state, JSON.stringify(ids), "7", "1"], { encoding: "utf8" }));
     rows.push({ suite, case: "same, PyTorch CPU eager (1 thread), grouped experts", value: out.grouped.median_ms, unit: "ms", note: "the training path" });
-    rows.push({ suite, case: "same, PyTorch CPU eager (1 thread), dense experts", value: out.dense.median_ms, unit: "ms", note: "the exported graph's formulation" });
+    rows.push({ suite, case: "same, PyTorch CPU eager (1 thread), buffered experts", value: out.buffered.median_ms, unit: "ms", note: "the exported graph's formulation" });
   } else rows.push({ suite, case: "same, PyTorch CPU eager", value: NaN, unit: "ms", note: `skipped: no training state at ${state} (set MOE_LAB_RUNS)` });
 
   if (!existsSync(`${root}dist/playground.html`)) {

@@ -21,7 +21,7 @@ model.load_state_dict(state["model"])
 model.eval()
 ids = torch.tensor([json.loads(ids_json)], dtype=torch.long)
 result = {"threads": threads}
-for path in ("grouped", "dense"):
+for path in ("grouped", "buffered"):
     model.set_moe_path(path)
     times = []
     with torch.no_grad():

@@ -7,13 +7,15 @@ a bias-free linear router, softmax over all experts, top-k, gates NOT
 renormalised (norm_topk_prob = false), SwiGLU experts, dropless; untied LM head.
 
 Two MoE forward paths compute the same function:
-  grouped slots sorted by expert, one matmul per expert on its contiguous run
-          (training: exact FLOPs however imbalanced the routing; 1.4x faster here
-          than one buffer padded to the busiest expert, which costs up to E/k
-          times the work once a router collapses);
-  dense   every expert on every token, gates masked by TopK + ScatterElements
-          (what is exported to ONNX: torch 1.13's exporter silently drops the
-          accumulation of index_add, so the sorted path cannot be exported).
+  grouped   slots sorted by expert, one matmul per expert on its contiguous
+            run (training: exact FLOPs however imbalanced the routing);
+  buffered  slots copied into per-expert buffers cut to the busiest expert's
+            count, one batched matmul (what is exported to ONNX: torch 1.13's
+            exporter silently drops the accumulation of index_add, and a data-
+            dependent loop over experts does not trace). Its cost is
+            E x the busiest count: ~1.5-3x the exact FLOPs on balanced
+            routing, up to E/k times once a router collapses.
+check_paths.py checks that both agree, on balanced and on collapsed routing.
 """
 import math
 from dataclasses import dataclass, asdict
@@ -111,22 +113,35 @@ class MoE(nn.Module):
         probs = logits.float().softmax(-1)
         chosen = torch.topk(probs + self.expert_bias, self.top_k, dim=-1).indices
         gates = probs.gather(1, chosen)  # unbiased, not renormalised (OLMoE)
-        if self.path == "dense":
-            y = self._dense(x, chosen, gates)
+        if self.path == "buffered":
+            y = self._buffered(x, chosen, gates)
         else:
             y = self._grouped(x, chosen, gates)
         return y, logits, chosen
 
-    def _dense(self, x, chosen, gates):
-        # MatMul-only formulation (no Einsum) so every ONNX Runtime backend runs it.
+    def _buffered(self, x, chosen, gates):
+        # The exported sparse form (exact FLOPs up to the busiest expert's
+        # count): each (token, slot) pair is copied to row `position` of its
+        # expert's buffer, one batched matmul runs over [E, capacity, d], and
+        # each slot reads its row back. No sort and no index_add (whose
+        # accumulation torch 1.13's exporter drops); the k slots of a token
+        # are summed by a [1, k] @ [k, d] product per token.
         N, d = x.shape
-        E, _, h = self.w_gate.shape
-        gate_proj = (x @ self.w_gate.transpose(0, 1).reshape(d, E * h)).view(N, E, h)
-        up_proj = (x @ self.w_up.transpose(0, 1).reshape(d, E * h)).view(N, E, h)
-        hidden = (F.silu(gate_proj) * up_proj).transpose(0, 1)  # [E, N, h]
-        out = hidden @ self.w_down  # [E, N, d]
-        mask = torch.zeros(N, E, dtype=x.dtype).scatter(1, chosen, gates.to(x.dtype))  # [N, E]
-        return (out * mask.transpose(0, 1).unsqueeze(-1)).sum(0)
+        E, k = self.w_gate.shape[0], self.top_k
+        expert_of_slot = chosen.reshape(-1)  # [N*k], token-major
+        one_hot = (expert_of_slot.unsqueeze(1) == torch.arange(E)).to(torch.int32)  # [N*k, E]
+        # how many earlier slots chose the same expert
+        position = one_hot.cumsum(0).gather(1, expert_of_slot.unsqueeze(1)).squeeze(1).to(expert_of_slot.dtype) - 1
+        capacity = position.max() + 1
+        row = expert_of_slot * capacity + position  # [N*k] rows of an [E*capacity, d] buffer
+        # zeros of a data-dependent size: built from arange so that tracing
+        # keeps the size symbolic instead of baking in this input's capacity
+        empty = (torch.arange(E * capacity, dtype=x.dtype) * 0).unsqueeze(1).expand(-1, d)
+        slot_inputs = x.unsqueeze(1).expand(N, k, d).reshape(N * k, d)
+        buffer = empty.index_put((row,), slot_inputs).view(E, -1, d)  # [E, capacity, d]
+        out = (F.silu(buffer @ self.w_gate) * (buffer @ self.w_up)) @ self.w_down  # [E, capacity, d]
+        slot_outputs = out.reshape(-1, d).index_select(0, row).view(N, k, d)
+        return (gates.unsqueeze(1).to(x.dtype) @ slot_outputs).squeeze(1)  # [N, 1, k] @ [N, k, d]
 
     def _grouped(self, x, chosen, gates):
         # Slots sorted by expert, then one matmul per expert on its contiguous

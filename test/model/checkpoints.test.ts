@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
+import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 import { computeLosses } from "../../src/lib/losses/index.js";
 
 const dataDir = fileURLToPath(new URL("../../data/", import.meta.url));
@@ -44,14 +44,6 @@ for (const strategy of strategies) {
       assert.ok(m.perplexity[domain] < 0.5 * m.unigram_perplexity[domain], `${domain}: ${m.perplexity[domain]} vs unigram ${m.unigram_perplexity[domain]}`);
     }
   });
-}
-
-/** logits[:, :rows] of a [batch, seq, vocab] output, flat. */
-function firstRows(logits: Float32Array, dims: readonly number[], rows: number): number[] {
-  const [batch, seq, vocab] = dims;
-  const out: number[] = [];
-  for (let b = 0; b < batch; b++) for (let t = 0; t < rows; t++) for (let v = 0; v < vocab; v++) out.push(logits[(b * seq + t) * vocab + v]);
-  return out;
 }
 
 const allMeasured = strategies.every((s) => existsSync(metricsPath(s)));

@@ -48,3 +48,11 @@ export interface Reference {
   router_logits: number[][][][];
   logits_first_rows: number[][][];
 }
+
+/** logits[:, :rows] of a [batch, seq, vocab] output, flat. */
+export function firstRows(logits: Float32Array, dims: readonly number[], rows: number): number[] {
+  const [batch, seq, vocab] = dims;
+  const out: number[] = [];
+  for (let b = 0; b < batch; b++) for (let t = 0; t < rows; t++) for (let v = 0; v < vocab; v++) out.push(logits[(b * seq + t) * vocab + v]);
+  return out;
+}

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, statS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
+import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const python = "/usr/bin/python3";
@@ -49,6 +49,9 @@ test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX �
   run(python, ["data/recipe/train.py", "--strategy", "micro", "--tokens", "16384", "--small", "--corpus", corpus, "--threads", "1"]);
   assert.equal(readFileSync(join(dir, "runs", "micro", "log.jsonl"), "utf8").trim().split("\n").length, 2);
 
+  // The exported MoE formulation equals the training one, balanced and collapsed.
+  run(python, ["data/recipe/check_paths.py"]);
+
   const model = join(dir, "micro.onnx");
   run(python, ["data/recipe/export.py", "--state", join(dir, "runs", "micro", "state.pt"), "--out", model, "--corpus", corpus]);
   assert.ok(statSync(model).size > 1000);
@@ -60,6 +63,8 @@ test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX �
     assert.deepEqual(out.routerDims, [2, reference.input_ids.length, reference.input_ids[0].length, 8]);
     const difference = maxAbsDifference(out.router, expected);
     assert.ok(difference < 1e-3, `${runtime}: router logits differ from PyTorch by ${difference}`);
+    const logitsDifference = maxAbsDifference(firstRows(out.logits, out.logitsDims, 4), reference.logits_first_rows.flat(2));
+    assert.ok(logitsDifference < 1e-3, `${runtime}: logits differ from PyTorch by ${logitsDifference}`);
   }
 
   const metrics = JSON.parse(run(python, ["data/recipe/evaluate.py", "--runs", join(dir, "runs"), "--corpus", corpus, "--out", join(dir, "metrics"), "micro", "none"]));
