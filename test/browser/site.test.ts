@@ -177,6 +177,11 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", a
   await boxes.first().check();
   await page.waitForTimeout(300);
   assert.equal(await lines(), before);
+  // every trained checkpoint routes the sample text side by side, none fails
+  const cards = page.getByTestId("side-by-side").locator(".card");
+  assert.equal(await cards.count(), count);
+  assert.equal(await cards.locator(".warning").count(), 0);
+  assert.equal(await cards.locator(".token").count() > 0, true);
   assert.deepEqual(problems, []);
   await page.close();
 });
