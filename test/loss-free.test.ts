@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { biasBalancingStep, updateBias } from "../src/lib/loss-free.js";
+import { summarize } from "../src/lib/summary.js";
 import { maxVioOfLoad } from "../src/lib/losses/max-vio.js";
 import { normalGenerator } from "../src/lib/random.js";
 import type { RouterLogits } from "../src/lib/types.js";
@@ -40,4 +41,32 @@ test("over a stream of skewed batches the bias drives MaxVio down", () => {
   const late = vio.slice(-50).reduce((a, b) => a + b) / 50;
   assert.ok(early > 1, `skewed start: MaxVio ${early}`);
   assert.ok(late < 0.35 * early, `MaxVio ${early} → ${late}`);
+});
+
+test("a summary with a selection bias counts the biased choice and keeps the unbiased probabilities", () => {
+  const logits: RouterLogits = { data: Float64Array.from([2, 1, 0, 0]), layers: 1, tokens: 1, experts: 4 };
+  const plain = summarize(logits, 1);
+  // p ≈ [0.61, 0.22, 0.08, 0.08]: +0.5 on expert 1 lifts it above expert 0
+  const biased = summarize(logits, 1, [1], { selectionBias: [0, 0.5, 0, 0] });
+  assert.deepEqual(Array.from(plain.load), [1, 0, 0, 0]);
+  assert.deepEqual(Array.from(biased.load), [0, 1, 0, 0]);
+  assert.deepEqual(Array.from(biased.probSum), Array.from(plain.probSum));
+  assert.deepEqual(Array.from(summarize(logits, 1, [1], { selectionBias: [0, 0, 0, 0] }).load), Array.from(plain.load));
+});
+
+test("a biased summary's load equals the loss-free step's on random logits, per layer", () => {
+  const L = 3, T = 200, E = 16, k = 4;
+  const normal = normalGenerator(21);
+  const logits: RouterLogits = { data: Float64Array.from({ length: L * T * E }, () => 2 * normal()), layers: L, tokens: T, experts: E };
+  const bias = Float64Array.from({ length: L * E }, () => 0.05 * normal());
+  const step = biasBalancingStep(logits, k, bias, 0.001);
+  const summary = summarize(logits, k, [T], { selectionBias: bias });
+  assert.deepEqual(Array.from(summary.load), Array.from(step.load));
+  assert.notDeepEqual(Array.from(summarize(logits, k).load), Array.from(step.load), "the bias is large enough to matter");
+});
+
+test("a selection bias of the wrong size or with NaN is refused", () => {
+  const logits: RouterLogits = { data: Float64Array.from([2, 1, 0, 0]), layers: 1, tokens: 1, experts: 4 };
+  assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, 0] }), /selection bias has 2 values; layers × experts is 4/);
+  assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, NaN, 0, 0] }), /not finite at layer 0, expert 1/);
 });

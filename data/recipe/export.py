@@ -7,8 +7,10 @@ training path relies on (model.py explains; check_paths.py proves the two paths
 agree). It replaced a dense form (every expert on every token) that did 8x the
 expert FLOPs: onnxruntime-web's WASM forward pass went from ~200 to ~60 ms for
 255 tokens. Inputs: input_ids
-[batch, seq] (int64); outputs: logits [batch, seq, vocab] and router_logits
-[layers, batch, seq, experts], batch and seq dynamic.
+[batch, seq] (int64); outputs: logits [batch, seq, vocab], router_logits
+[layers, batch, seq, experts] and expert_bias [layers, experts] (the loss-free
+selection bias, added to the softmax only to choose; zeros for the other
+strategies), batch and seq dynamic.
 
 With --fp16 most weights are stored as float16 and cast to float32 inside the
 graph (Cast nodes after each initializer), the LM head as int8 with a
@@ -43,7 +45,10 @@ class Exported(torch.nn.Module):
 
     def forward(self, input_ids):
         logits, router, _ = self.model(input_ids)
-        return logits, router
+        # The loss-free checkpoint chooses experts by softmax + bias, so the
+        # page needs the bias to reproduce its routing (zeros for the others).
+        bias = torch.stack([block.moe.expert_bias for block in self.model.blocks])
+        return logits, router, bias
 
 
 def load(state_path):
@@ -89,6 +94,19 @@ def to_reduced_storage(path, config):
     onnx.save(graph_model, path)
 
 
+def name_constant_output(path, name):
+    # torch 1.13's exporter ignores output_names for an output that is a
+    # constant (it stays an initializer with a number for a name): route it
+    # through an Identity node with the name the runtimes look for.
+    graph_model = onnx.load(path)
+    output = graph_model.graph.output[-1]
+    if output.name != name:
+        graph_model.graph.node.append(helper.make_node("Identity", [output.name], [name], name="name_" + name))
+        output.name = name
+        onnx.checker.check_model(graph_model)
+        onnx.save(graph_model, path)
+
+
 def reference_inputs(corpus, count_per_domain, length):
     tokens = np.fromfile(os.path.join(corpus, "heldout.tokens.u16"), dtype="<u2")
     domains = np.fromfile(os.path.join(corpus, "heldout.domains.u8"), dtype=np.uint8)
@@ -119,19 +137,21 @@ def main():
     # the ONNX graph with what was trained, not with the exported formulation.
     model.set_moe_path("grouped")
     with torch.no_grad():
-        logits, router = Exported(model)(example)
+        logits, router, bias = Exported(model)(example)
     model.set_moe_path("buffered")
     torch.onnx.export(
         Exported(model), (example,), args.out, opset_version=17,
-        input_names=["input_ids"], output_names=["logits", "router_logits"],
+        input_names=["input_ids"], output_names=["logits", "router_logits", "expert_bias"],
         dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}, "router_logits": {1: "batch", 2: "seq"}},
     )
+    name_constant_output(args.out, "expert_bias")
     if args.fp16:
         to_reduced_storage(args.out, model.config)
     reference = {
         "strategy": state["strategy"], "config": state["config"], "steps": state["step"], "precision": "reduced" if args.fp16 else "fp32",
         "input_ids": ids.tolist(), "domains": names,
         "router_logits": router.numpy().astype(float).round(7).tolist(),
+        "expert_bias": bias.numpy().astype(float).tolist(),
         "logits_first_rows": logits[:, :4].numpy().astype(float).round(6).tolist(),
     }
     with open(args.out.replace(".onnx", ".reference.json"), "w") as f:

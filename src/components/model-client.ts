@@ -13,6 +13,8 @@ export interface LoadedModel {
 export interface ForwardResult {
   router: Float32Array;
   dims: number[];
+  /** The selection bias, layers × experts, or null (see protocol.ts). */
+  bias: Float32Array | null;
   backend: Backend;
   ms: number;
   fallbackReason: string | null;

@@ -13,6 +13,8 @@ export interface SampleBatch {
   backend: string;
   logits: RouterLogits;
   sequenceLengths: number[];
+  /** The checkpoint's selection bias, layers × experts, when its file has one. */
+  selectionBias?: Float32Array;
   domains: ("code" | "prose")[];
   ms: number;
 }
@@ -42,8 +44,8 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
       ms += result.ms;
       parts.push(result);
     }
-    const { logits, sequenceLengths } = joinWindows(parts);
-    return { checkpoint: options.checkpoint, backend: loaded.backend, logits, sequenceLengths, domains: sequences.map((s) => s.domain), ms };
+    const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
+    return { checkpoint: options.checkpoint, backend: loaded.backend, logits, sequenceLengths, selectionBias, domains: sequences.map((s) => s.domain), ms };
   } finally {
     client.terminate();
   }

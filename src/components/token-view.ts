@@ -1,5 +1,7 @@
 // Tokens coloured by the expert their router ranks first in one layer, with
-// the top-8 experts and gate weights on hover.
+// the top-8 experts and gate weights on hover. With a selection bias (the
+// loss-free checkpoint) experts are ranked by p + bias, as the model chose
+// them; the gates shown stay the unbiased p.
 import { html } from "htl";
 import { softmaxRow, topKRow } from "../lib/routing.js";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
@@ -8,12 +10,19 @@ import type { RouterLogits } from "../lib/types.js";
 /** A stable, well-spread colour per expert (golden-angle hues). */
 export const expertColour = (expert: number): string => `hsl(${(expert * 137.508) % 360} 70% 85%)`;
 
-export function tokenView(ids: readonly number[], logits: RouterLogits, layer: number, tokenizer: Tokenizer, topK = 8): HTMLElement {
+export interface TokenViewOptions {
+  topK?: number;
+  /** layers × experts, added to p only to rank the experts. */
+  selectionBias?: ArrayLike<number>;
+}
+
+export function tokenView(ids: readonly number[], logits: RouterLogits, layer: number, tokenizer: Tokenizer, { topK = 8, selectionBias }: TokenViewOptions = {}): HTMLElement {
   const E = logits.experts, T = logits.tokens;
-  const p = new Float64Array(E), chosen = new Int32Array(topK);
+  const p = new Float64Array(E), scores = new Float64Array(E), chosen = new Int32Array(topK);
   const spans = ids.map((id, t) => {
     softmaxRow(logits.data, (layer * T + t) * E, E, p);
-    topKRow(p, E, topK, chosen);
+    for (let e = 0; e < E; e++) scores[e] = p[e] + (selectionBias ? selectionBias[layer * E + e] : 0);
+    topKRow(scores, E, topK, chosen);
     const detail = Array.from(chosen, (e) => `expert ${e}: gate ${p[e].toFixed(3)}`).join("\n");
     const text = tokenizer.tokenText(id);
     return html`<span class="token" style=${`background:${expertColour(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]}>${text}</span>`;

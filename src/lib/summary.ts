@@ -8,7 +8,7 @@
  */
 import { validateBatch } from "./validate.js";
 import { expNonPositive } from "./fast-exp.js";
-import type { RouterLogits } from "./types.js";
+import { LabInputError, type RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
 
 export interface RoutingSummary {
@@ -27,10 +27,19 @@ export interface RoutingSummary {
   readonly maxLogit: number;
 }
 
+export interface SummaryOptions {
+  /**
+   * Auxiliary-loss-free routing's expert bias, layers × experts: added to the
+   * softmax only to choose the top-k (the load), never to the probabilities
+   * or gates. Omitted: plain top-k.
+   */
+  readonly selectionBias?: ArrayLike<number>;
+}
+
 /** Computes the summary; the layout defaults to one sequence holding every token. */
-export function summarize(logits: RouterLogits, topK: number, sequenceLengths: readonly number[] = [logits.tokens]): RoutingSummary {
+export function summarize(logits: RouterLogits, topK: number, sequenceLengths: readonly number[] = [logits.tokens], options: SummaryOptions = {}): RoutingSummary {
   validateBatch(logits, { topK, sequenceLengths });
-  const builder = new SummaryBuilder(logits, topK, sequenceLengths);
+  const builder = new SummaryBuilder(logits, topK, sequenceLengths, options);
   builder.addRows(logits.data, 0, logits.layers * logits.tokens);
   return builder.finish();
 }
@@ -48,6 +57,8 @@ export class SummaryBuilder {
   private readonly exps: Float64Array;
   private readonly chosen: Int32Array;
   private readonly sequenceOf: Int32Array; // token → sequence
+  private readonly selectionBias: Float64Array | null;
+  private readonly scores: Float64Array;
   private maxLogit = -Infinity;
   private rowsDone = 0;
 
@@ -55,7 +66,15 @@ export class SummaryBuilder {
     private readonly shape: { layers: number; tokens: number; experts: number },
     private readonly topK: number,
     private readonly sequenceLengths: readonly number[],
+    options: SummaryOptions = {},
   ) {
+    const bias = options.selectionBias;
+    if (bias !== undefined) {
+      if (bias.length !== shape.layers * shape.experts) throw new LabInputError(`the selection bias has ${bias.length} values; layers × experts is ${shape.layers * shape.experts}`);
+      for (let i = 0; i < bias.length; i++) if (!Number.isFinite(bias[i])) throw new LabInputError(`the selection bias is not finite at layer ${Math.floor(i / shape.experts)}, expert ${i % shape.experts}: ${bias[i]}`);
+    }
+    this.selectionBias = bias === undefined ? null : Float64Array.from(bias);
+    this.scores = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
     this.probSum = new Float64Array(shape.layers * sequences * shape.experts);
     this.load = new Float64Array(shape.layers * sequences * shape.experts);
@@ -92,15 +111,22 @@ export class SummaryBuilder {
         sum += z;
       }
       const inv = 1 / sum;
-      // Top-k on the unnormalised exps: the same order as p, and ties still
-      // fall to the lower index; inlined because this is the hot loop.
+      // Top-k on the unnormalised exps (the same order as p; ties still fall
+      // to the lower index), or on p + bias when a selection bias is given;
+      // inlined because this is the hot loop.
+      let scores = exps;
+      if (this.selectionBias) {
+        scores = this.scores;
+        const biasRow = layer * experts;
+        for (let e = 0; e < experts; e++) scores[e] = exps[e] * inv + this.selectionBias[biasRow + e];
+      }
       let filled = 0;
       for (let e = 0; e < experts; e++) {
-        const z = exps[e];
-        probSum[base + e] += z * inv;
-        if (filled === topK && !(z > exps[chosen[topK - 1]])) continue;
+        const z = scores[e];
+        probSum[base + e] += exps[e] * inv;
+        if (filled === topK && !(z > scores[chosen[topK - 1]])) continue;
         let i = filled < topK ? filled++ : topK - 1;
-        while (i > 0 && z > exps[chosen[i - 1]]) {
+        while (i > 0 && z > scores[chosen[i - 1]]) {
           chosen[i] = chosen[i - 1];
           i--;
         }

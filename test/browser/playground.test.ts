@@ -41,16 +41,16 @@ async function displayedLosses(page: Page): Promise<Record<string, number>> {
   return out;
 }
 
-async function nodeLosses(text: string, windows?: number[][], microBatch = 1): Promise<Record<string, number>> {
+async function nodeLosses(text: string, windows?: number[][], microBatch = 1, checkpoint = first): Promise<Record<string, number>> {
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
-  const session = await ort.InferenceSession.create(`${root}data/models/${first}.onnx`);
+  const session = await ort.InferenceSession.create(`${root}data/models/${checkpoint}.onnx`);
   const parts = [];
   for (const window of windows ?? splitIntoWindows(tokenizer.encode(text), 256)) {
     const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]) });
-    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims });
+    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims, bias: (out.expert_bias?.data as Float32Array | undefined) ?? null });
   }
-  const { logits, sequenceLengths } = joinWindows(parts);
-  const record = lossRecord(summarize(logits, 8, sequenceLengths), microBatch);
+  const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
+  const record = lossRecord(summarize(logits, 8, sequenceLengths, { selectionBias }), microBatch);
   return Object.fromEntries(lossNames.map((n) => [n, lossByName(record, n)]));
 }
 
@@ -65,6 +65,31 @@ test("WASM in the page gives the losses onnxruntime-node + the library give in N
   const expected = await nodeLosses(sampleText());
   for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
   assert.ok((await page.locator("[data-testid=tokens] .token").count()) > 100, "tokens coloured");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+const lossFree = models.includes("loss-free.onnx") ? false : "no loss-free checkpoint in data/models yet";
+test("loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do", { skip: lossFree, timeout: 180_000 }, async () => {
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await displayedLosses(page);
+  await page.locator("form", { has: page.locator("label", { hasText: "checkpoint" }) }).locator("select").selectOption({ label: "loss-free" });
+  await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined, { timeout: 90_000 });
+  await page.waitForSelector("[data-testid='loss-lbl.switch']");
+  await page.waitForTimeout(500);
+  const shown = await displayedLosses(page);
+  const expected = await nodeLosses(sampleText(), undefined, 1, "loss-free");
+  for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
+  // and the bias matters: without it the loads (hence MaxVio) would differ
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
+  const session = await ort.InferenceSession.create(`${root}data/models/loss-free.onnx`);
+  const ids = tokenizer.encode(sampleText());
+  const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) });
+  const { logits } = joinWindows([{ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims }]);
+  const unbiased = lossRecord(summarize(logits, 8), 1).max_vio.global;
+  assert.ok(Math.abs(unbiased - expected["max_vio.global"]) > 1e-3, `MaxVio with bias ${expected["max_vio.global"]} vs without ${unbiased}`);
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -30,6 +30,11 @@ for (const strategy of strategies) {
       const logitsDifference = maxAbsDifference(firstRows(out.logits, out.logitsDims, 4), reference.logits_first_rows.flat(2));
       console.log(`${strategy} ${reference.precision} ${runtime}: max |Δ router logits| = ${difference.toExponential(2)}, max |Δ logits| (first rows) = ${logitsDifference.toExponential(2)}`);
       assert.ok(difference < tolerance, `${runtime}: ${difference} ≥ ${tolerance}`);
+      // the selection bias travels in the file, exactly (float32)
+      assert.ok(out.bias && reference.expert_bias, "the graph has an expert_bias output");
+      assert.ok(maxAbsDifference(out.bias, reference.expert_bias.flat()) < 1e-7, "expert_bias as trained");
+      if (strategy !== "loss-free") assert.ok(out.bias.every((b) => b === 0), "only loss-free has a bias");
+      else assert.ok(out.bias.some((b) => b !== 0), "loss-free's bias was learned");
       const losses = computeLosses({ data: out.router, layers: L, tokens: B * S, experts: reference.config.n_experts }, k, new Array(B).fill(S));
       assert.ok(Math.abs(losses.lbl.switch - referenceLosses.lbl.switch) < 1e-2, "LBL on ONNX logits ≈ LBL on PyTorch logits");
     }

@@ -9,6 +9,8 @@ export interface ModelOutputs {
   logitsDims: readonly number[];
   router: Float32Array;
   routerDims: readonly number[];
+  /** expert_bias, layers × experts, when the graph has that output. */
+  bias: Float32Array | null;
 }
 
 export type Runtime = "onnxruntime-node" | "onnxruntime-web (wasm)";
@@ -20,16 +22,16 @@ export async function runModel(runtime: Runtime, path: string, inputIds: readonl
   if (runtime === "onnxruntime-node") {
     const session = await ortNode.InferenceSession.create(path);
     const out = await session.run({ input_ids: new ortNode.Tensor("int64", ids, [batch, seq]) });
-    return unpack(out.logits, out.router_logits);
+    return unpack(out.logits, out.router_logits, out.expert_bias);
   }
   ortWeb.env.wasm.numThreads = 1;
   const session = await ortWeb.InferenceSession.create(readFileSync(path), { executionProviders: ["wasm"] });
   const out = await session.run({ input_ids: new ortWeb.Tensor("int64", ids, [batch, seq]) });
-  return unpack(out.logits, out.router_logits);
+  return unpack(out.logits, out.router_logits, out.expert_bias);
 }
 
-function unpack(logits: { data: unknown; dims: readonly number[] }, router: { data: unknown; dims: readonly number[] }): ModelOutputs {
-  return { logits: logits.data as Float32Array, logitsDims: logits.dims, router: router.data as Float32Array, routerDims: router.dims };
+function unpack(logits: { data: unknown; dims: readonly number[] }, router: { data: unknown; dims: readonly number[] }, bias?: { data: unknown }): ModelOutputs {
+  return { logits: logits.data as Float32Array, logitsDims: logits.dims, router: router.data as Float32Array, routerDims: router.dims, bias: bias ? (bias.data as Float32Array) : null };
 }
 
 export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -46,6 +48,8 @@ export interface Reference {
   input_ids: number[][];
   domains: string[];
   router_logits: number[][][][];
+  /** layers × experts; absent in files exported before the output existed. */
+  expert_bias?: number[][];
   logits_first_rows: number[][][];
 }
 

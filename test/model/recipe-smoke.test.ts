@@ -61,6 +61,7 @@ test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX �
   for (const runtime of runtimes) {
     const out = await runModel(runtime, model, reference.input_ids);
     assert.deepEqual(out.routerDims, [2, reference.input_ids.length, reference.input_ids[0].length, 8]);
+    assert.deepEqual(out.bias && [...out.bias], reference.expert_bias?.flat(), "expert_bias output");
     const difference = maxAbsDifference(out.router, expected);
     assert.ok(difference < 1e-3, `${runtime}: router logits differ from PyTorch by ${difference}`);
     const logitsDifference = maxAbsDifference(firstRows(out.logits, out.logitsDims, 4), reference.logits_first_rows.flat(2));

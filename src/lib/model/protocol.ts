@@ -30,5 +30,15 @@ export type WorkerRequest = LoadRequest | RunRequest;
 export type WorkerMessage =
   | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }
   | { type: "loaded"; backend: Backend; fallbackReason: string | null; loadMs: number; fromCache: boolean; bytes: number }
-  | { type: "result"; router: Float32Array; dims: number[]; backend: Backend; ms: number; fallbackReason: string | null }
+  | {
+      type: "result";
+      /** router_logits, layers × batch × seq × experts. */
+      router: Float32Array;
+      dims: number[];
+      /** expert_bias, layers × experts: the loss-free checkpoint's selection bias (zeros for the others; null for files without it). */
+      bias: Float32Array | null;
+      backend: Backend;
+      ms: number;
+      fallbackReason: string | null;
+    }
   | { type: "error"; stage: "load" | "run"; message: string };

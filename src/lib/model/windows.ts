@@ -12,8 +12,11 @@ export function splitIntoWindows(ids: readonly number[], context: number): numbe
   return windows;
 }
 
-/** Joins per-window router logits `[L, 1, S_w, E]` into one batch. */
-export function joinWindows(parts: readonly { router: Float32Array; dims: readonly number[] }[]): { logits: RouterLogits; sequenceLengths: number[] } {
+/**
+ * Joins per-window router logits `[L, 1, S_w, E]` into one batch, with the
+ * model's selection bias (the same in every window) when it has one.
+ */
+export function joinWindows(parts: readonly { router: Float32Array; dims: readonly number[]; bias?: Float32Array | null }[]): { logits: RouterLogits; sequenceLengths: number[]; selectionBias?: Float32Array } {
   const [layers, , , experts] = parts[0].dims;
   const sequenceLengths = parts.map((p) => p.dims[2]);
   const tokens = sequenceLengths.reduce((a, b) => a + b, 0);
@@ -24,5 +27,6 @@ export function joinWindows(parts: readonly { router: Float32Array; dims: readon
     for (let l = 0; l < layers; l++) data.set(part.router.subarray(l * seq * experts, (l + 1) * seq * experts), (l * tokens + offset) * experts);
     offset += seq;
   }
-  return { logits: { data, layers, tokens, experts }, sequenceLengths };
+  const bias = parts[0].bias;
+  return { logits: { data, layers, tokens, experts }, sequenceLengths, ...(bias ? { selectionBias: bias } : {}) };
 }

@@ -79,7 +79,10 @@ async function run(request: RunRequest): Promise<void> {
   firstRun = false;
   const router = output.router_logits as ortWasm.Tensor;
   const data = new Float32Array(router.data as Float32Array); // own copy, transferable
-  post({ type: "result", router: data, dims: [...router.dims], backend, ms: performance.now() - started, fallbackReason }, [data.buffer]);
+  // Files exported before the expert_bias output existed route without a bias.
+  const biasTensor = output.expert_bias as ortWasm.Tensor | undefined;
+  const bias = biasTensor ? new Float32Array(biasTensor.data as Float32Array) : null;
+  post({ type: "result", router: data, dims: [...router.dims], bias, backend, ms: performance.now() - started, fallbackReason }, bias ? [data.buffer, bias.buffer] : [data.buffer]);
 }
 
 /** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
