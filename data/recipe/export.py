@@ -5,8 +5,8 @@ to the busiest expert's count, one batched matmul, results gathered back):
 torch 1.13's exporter silently drops index_add's accumulation, which the
 training path relies on (model.py explains; check_paths.py proves the two paths
 agree). It replaced a dense form (every expert on every token) that did 8x the
-expert FLOPs: onnxruntime-web's WASM forward pass went from ~200 to ~60 ms for
-255 tokens. Inputs: input_ids
+expert FLOPs: onnxruntime-web's WASM forward pass in Chromium went from ~200 to
+~80 ms for 255 tokens. Inputs: input_ids
 [batch, seq] (int64); outputs: logits [batch, seq, vocab], router_logits
 [layers, batch, seq, experts] and expert_bias [layers, experts] (the loss-free
 selection bias, added to the softmax only to choose; zeros for the other
