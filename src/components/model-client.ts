@@ -1,24 +1,10 @@
 // The page's handle on the model worker: one promise per request, progress
 // through a callback, and a crashed worker turned into an error message.
-import type { Backend, LoadRequest, WorkerMessage } from "../lib/model/protocol.js";
+import type { LoadRequest, WorkerMessage } from "../lib/model/protocol.js";
 
-export interface LoadedModel {
-  backend: Backend;
-  fallbackReason: string | null;
-  loadMs: number;
-  fromCache: boolean;
-  bytes: number;
-}
-
-export interface ForwardResult {
-  router: Float32Array;
-  dims: number[];
-  /** The selection bias, layers × experts, or null (see protocol.ts). */
-  bias: Float32Array | null;
-  backend: Backend;
-  ms: number;
-  fallbackReason: string | null;
-}
+/** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
+export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type">;
+export type ForwardResult = Omit<Extract<WorkerMessage, { type: "result" }>, "type">;
 
 export class ModelClient {
   private worker: Worker;
