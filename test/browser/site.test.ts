@@ -177,6 +177,8 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", a
   await boxes.first().check();
   await page.waitForTimeout(300);
   assert.equal(await lines(), before);
+  // the held-out figure has one bar per checkpoint and measure (two domains for perplexity)
+  assert.equal(await page.getByTestId("heldout-figure").locator("[aria-label=bar] rect").count(), count * 4);
   // every trained checkpoint routes the sample text side by side, none fails
   const cards = page.getByTestId("side-by-side").locator(".card");
   assert.equal(await cards.count(), count);
