@@ -3,7 +3,7 @@
 // loss-free checkpoint) experts are ranked by p + bias, as the model chose
 // them; the gates shown stay the unbiased p.
 import { html } from "htl";
-import { softmaxRow, topKRow } from "../lib/routing.js";
+import { biasedTopKRow, softmaxRow } from "../lib/routing.js";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
 import type { RouterLogits } from "../lib/types.js";
 
@@ -21,8 +21,7 @@ export function tokenView(ids: readonly number[], logits: RouterLogits, layer: n
   const p = new Float64Array(E), scores = new Float64Array(E), chosen = new Int32Array(topK);
   const spans = ids.map((id, t) => {
     softmaxRow(logits.data, (layer * T + t) * E, E, p);
-    for (let e = 0; e < E; e++) scores[e] = p[e] + (selectionBias ? selectionBias[layer * E + e] : 0);
-    topKRow(scores, E, topK, chosen);
+    biasedTopKRow(p, selectionBias, layer * E, E, topK, scores, chosen);
     const detail = Array.from(chosen, (e) => `expert ${e}: gate ${p[e].toFixed(3)}`).join("\n");
     const text = tokenizer.tokenText(id);
     return html`<span class="token" style=${`background:${expertColour(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]}>${text}</span>`;

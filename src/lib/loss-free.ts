@@ -4,7 +4,7 @@
  * the gate weights stay the unbiased probabilities, and no gradient is
  * involved. After each batch the bias moves against the load error.
  */
-import { softmaxRow, topKRow } from "./routing.js";
+import { biasedTopKRow, softmaxRow, topKRow } from "./routing.js";
 import type { RouterLogits } from "./types.js";
 import { validateBatch } from "./validate.js";
 import { maxVioOfLoad } from "./losses/max-vio.js";
@@ -40,8 +40,7 @@ export function biasBalancingStep(logits: RouterLogits, topK: number, bias: Floa
     for (let t = 0; t < tokens; t++) {
       const row = l * tokens + t;
       softmaxRow(data, row * experts, experts, p);
-      for (let e = 0; e < experts; e++) scores[e] = p[e] + bias[l * experts + e];
-      topKRow(scores, experts, topK, chosen, row * topK);
+      biasedTopKRow(p, bias, l * experts, experts, topK, scores, chosen, row * topK);
       for (let i = 0; i < topK; i++) {
         const e = chosen[row * topK + i];
         gates[row * topK + i] = p[e];
@@ -165,8 +164,7 @@ export class BiasReplayBuilder {
       if (token === 0) this.startLayer();
       if (this.replay.maxVio[layer].length >= this.maxBatches) continue;
       softmaxRow(data, r * E, E, p);
-      for (let e = 0; e < E; e++) scores[e] = p[e] + this.bias[e];
-      topKRow(scores, E, topK, chosen);
+      biasedTopKRow(p, this.bias, 0, E, topK, scores, chosen);
       for (let i = 0; i < topK; i++) this.batchLoad[chosen[i]]++;
       topKRow(p, E, topK, chosen);
       for (let i = 0; i < topK; i++) this.plainLoad[chosen[i]]++;

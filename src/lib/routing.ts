@@ -69,6 +69,16 @@ export function topKRow(scores: ArrayLike<number>, experts: number, k: number, o
   }
 }
 
+/**
+ * Auxiliary-loss-free selection for one token: the top-k of `p + bias`, with
+ * `bias` read from `bias[biasOffset .. biasOffset + experts)` (absent: plain
+ * top-k of p). `scores` is scratch space of `experts` values.
+ */
+export function biasedTopKRow(p: ArrayLike<number>, bias: ArrayLike<number> | undefined, biasOffset: number, experts: number, k: number, scores: Float64Array, out: Int32Array | number[], outOffset = 0): void {
+  for (let e = 0; e < experts; e++) scores[e] = p[e] + (bias ? bias[biasOffset + e] : 0);
+  topKRow(scores, experts, k, out, outOffset);
+}
+
 /** How the weights of the chosen experts are formed. */
 export type GateStyle = "olmoe" | "mixtral";
 
