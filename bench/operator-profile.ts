@@ -1,0 +1,88 @@
+/**
+ * Where a forward pass spends its time, per operator type, in onnxruntime's
+ * own profiler: onnxruntime-web's WASM kernels (run in Node, so the browser
+ * adds nothing) against onnxruntime-node's native ones, same graph, same
+ * input, one thread each. It tells which part of the WASM/native gap the
+ * graph could change and which part is the kernels themselves.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as ort from "onnxruntime-node";
+
+/** One event of a Chrome trace as onnxruntime writes it. */
+interface TraceEvent {
+  cat: string;
+  name: string;
+  ts: number; // µs
+  dur: number; // µs
+  args?: { op_name?: string };
+}
+
+export interface OperatorProfile {
+  /** Median forward time without the profiler, ms. */
+  medianMs: number;
+  /** Mean time per forward pass spent in each operator type, ms (profiled runs). */
+  msPerOp: Map<string, number>;
+}
+
+const here = fileURLToPath(new URL("./", import.meta.url));
+
+/** Mean ms per run per operator type over the last `runs` runs of a trace. */
+export function operatorTimes(events: TraceEvent[], runs: number): Map<string, number> {
+  const modelRuns = events.filter((e) => e.name === "model_run");
+  if (modelRuns.length < runs) throw new Error(`the trace holds ${modelRuns.length} runs, fewer than ${runs}`);
+  const from = modelRuns[modelRuns.length - runs].ts;
+  const msPerOp = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== "Node" || !e.name.endsWith("_kernel_time") || e.ts < from || !e.args?.op_name) continue;
+    msPerOp.set(e.args.op_name, (msPerOp.get(e.args.op_name) ?? 0) + e.dur / 1000 / runs);
+  }
+  return msPerOp;
+}
+
+/** The JSON array of trace events inside text that may hold other output around it. */
+function traceIn(text: string): TraceEvent[] {
+  const start = text.indexOf("[\n{");
+  const end = text.lastIndexOf("]");
+  if (start < 0 || end < start) throw new Error("no profiler trace in the output");
+  return JSON.parse(text.slice(start, end + 1)) as TraceEvent[];
+}
+
+export function profileWasm(modelPath: string, ids: number[], runs = 20): OperatorProfile {
+  const out = execFileSync(process.execPath, ["--import", "tsx", join(here, "wasm-profile.ts"), modelPath, JSON.stringify(ids), String(runs)], {
+    cwd: join(here, ".."), encoding: "utf8", maxBuffer: 512 * 1024 * 1024,
+  });
+  const lines = out.trimEnd().split("\n");
+  const { medianMs } = JSON.parse(lines[lines.length - 1]) as { medianMs: number };
+  return { medianMs, msPerOp: operatorTimes(traceIn(lines.slice(0, -1).join("\n")), runs) };
+}
+
+export async function profileNative(modelPath: string, ids: number[], runs = 20): Promise<OperatorProfile> {
+  const feed = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
+  const plain = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1 });
+  for (let i = 0; i < 10; i++) await plain.run(feed);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    await plain.run(feed);
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  await plain.release();
+
+  const dir = mkdtempSync(join(tmpdir(), "moe-lab-profile-"));
+  try {
+    const profiled = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, enableProfiling: true, profileFilePrefix: join(dir, "native") });
+    for (let i = 0; i < 10 + runs; i++) await profiled.run(feed);
+    profiled.endProfiling();
+    await profiled.release();
+    const file = readdirSync(dir).find((f) => f.endsWith(".json"));
+    if (!file) throw new Error("onnxruntime-node wrote no profile");
+    return { medianMs: times[Math.floor(runs / 2)], msPerOp: operatorTimes(traceIn(readFileSync(join(dir, file), "utf8")), runs) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

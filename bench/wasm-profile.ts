@@ -1,0 +1,37 @@
+/**
+ * Child process of the OLMoE-mini bench: runs a checkpoint on onnxruntime-web's
+ * WASM backend in Node (the same .wasm file the page loads, one thread) and
+ * writes what it measured as the last line of stdout.
+ *
+ * It is a separate process because onnxruntime-web's profiler writes its
+ * trace (a JSON array of Chrome trace events) to stdout, where the parent
+ * collects it: `node --import tsx bench/wasm-profile.ts model.onnx '[ids…]' runs`.
+ */
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import * as ort from "onnxruntime-web";
+
+const [modelPath, idsJson, runsText] = process.argv.slice(2);
+const runs = Number(runsText ?? 20);
+const ids = JSON.parse(idsJson) as number[];
+ort.env.wasm.numThreads = 1;
+ort.env.logLevel = "error";
+const bytes = readFileSync(modelPath);
+const feed = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
+
+// Timing first, without the profiler's overhead; warm-up lets V8 tier the WebAssembly up.
+const plain = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+for (let i = 0; i < 10; i++) await plain.run(feed);
+const times: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const start = performance.now();
+  await plain.run(feed);
+  times.push(performance.now() - start);
+}
+times.sort((a, b) => a - b);
+await plain.release();
+
+const profiled = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", enableProfiling: true });
+for (let i = 0; i < 10 + runs; i++) await profiled.run(feed);
+profiled.endProfiling(); // prints the trace to stdout
+console.log(`\n${JSON.stringify({ medianMs: times[Math.floor(runs / 2)] })}`);
