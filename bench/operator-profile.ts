@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
+import { medianAsync } from "./timing.js";
 
 /** One event of a Chrome trace as onnxruntime writes it. */
 interface TraceEvent {
@@ -63,14 +64,7 @@ export function profileWasm(modelPath: string, ids: number[], runs = 20): Operat
 export async function profileNative(modelPath: string, ids: number[], runs = 20): Promise<OperatorProfile> {
   const feed = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };
   const plain = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1 });
-  for (let i = 0; i < 10; i++) await plain.run(feed);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    await plain.run(feed);
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
+  const medianMs = await medianAsync(runs, 10, () => plain.run(feed));
   await plain.release();
 
   const dir = mkdtempSync(join(tmpdir(), "moe-lab-profile-"));
@@ -81,7 +75,7 @@ export async function profileNative(modelPath: string, ids: number[], runs = 20)
     await profiled.release();
     const file = readdirSync(dir).find((f) => f.endsWith(".json"));
     if (!file) throw new Error("onnxruntime-node wrote no profile");
-    return { medianMs: times[Math.floor(runs / 2)], msPerOp: operatorTimes(traceIn(readFileSync(join(dir, file), "utf8")), runs) };
+    return { medianMs, msPerOp: operatorTimes(traceIn(readFileSync(join(dir, file), "utf8")), runs) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -21,3 +21,16 @@ export function timeBest(repeats: number, fn: () => void): { best: number; media
   times.sort((a, b) => a - b);
   return { best: times[0], median: times[Math.floor(times.length / 2)] };
 }
+
+/** Runs the async `fn` `warmUp` times untimed, then `repeats` times; the median in ms. */
+export async function medianAsync(repeats: number, warmUp: number, fn: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < warmUp; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await fn();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}

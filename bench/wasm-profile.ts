@@ -8,8 +8,8 @@
  * collects it: `node --import tsx bench/wasm-profile.ts model.onnx '[ids…]' runs`.
  */
 import { readFileSync } from "node:fs";
-import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-web";
+import { medianAsync } from "./timing.js";
 
 const [modelPath, idsJson, runsText] = process.argv.slice(2);
 const runs = Number(runsText ?? 20);
@@ -21,17 +21,10 @@ const feed = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(Big
 
 // Timing first, without the profiler's overhead; warm-up lets V8 tier the WebAssembly up.
 const plain = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-for (let i = 0; i < 10; i++) await plain.run(feed);
-const times: number[] = [];
-for (let i = 0; i < runs; i++) {
-  const start = performance.now();
-  await plain.run(feed);
-  times.push(performance.now() - start);
-}
-times.sort((a, b) => a - b);
+const medianMs = await medianAsync(runs, 10, () => plain.run(feed));
 await plain.release();
 
 const profiled = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", enableProfiling: true });
 for (let i = 0; i < 10 + runs; i++) await profiled.run(feed);
 profiled.endProfiling(); // prints the trace to stdout
-console.log(`\n${JSON.stringify({ medianMs: times[Math.floor(runs / 2)] })}`);
+console.log(`\n${JSON.stringify({ medianMs })}`);
