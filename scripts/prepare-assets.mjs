@@ -11,7 +11,15 @@
 // - src/assets/ort/: onnxruntime-web's WASM runtime, served by the site
 //   itself (no CDN), same version as the bundled JavaScript;
 // - src/assets/models/, tokenizer.json, samples.json: OLMoE-mini's
-//   checkpoints, tokenizer and sample texts from data/.
+//   checkpoints, tokenizer and sample texts from data/;
+// - src/.observablehq/cache/_npm/<name>@<version>/: Framework's client bundle
+//   names every library its implicit imports could load (React for JSX,
+//   DuckDB, Arquero, ...) and asks the npm registry for each one's latest
+//   version on every build, so a build without network fails even though the
+//   lab loads none of them. Framework reads known versions from these folder
+//   names first (npm.js, resolveNpmVersion): an empty folder per library pins
+//   the version its URL would name, and nothing is fetched. The libraries the
+//   lab does use are bare imports bundled from node_modules (_node cache).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -61,6 +69,24 @@ writeFileSync(new URL("model-files.js", assets), [
 copyFileSync(new URL("data/tokenizer.json", root), new URL("tokenizer.json", assets));
 const samples = Object.fromEntries(readdirSync(new URL("data/samples/", root)).map((f) => [f.replace(/\.txt$/, ""), readFileSync(new URL(`data/samples/${f}`, root), "utf8")]));
 writeFileSync(new URL("samples.json", assets), JSON.stringify(samples));
+
+// Versions current on the registry on 2026-11-30; the installed version where
+// the package is in node_modules. A folder that holds files (a real download,
+// from a build with network) is left alone.
+const frameworkLibraries = {
+  "@duckdb/duckdb-wasm": "1.32.0", "@observablehq/sample-datasets": "1.0.1", "@uwdata/vgplot": "0.32.0", "@viz-js/viz": "3.31.0",
+  "apache-arrow": "21.2.0", arquero: "8.0.3", echarts: "6.1.0", exceljs: "4.4.0", jszip: "3.10.2", leaflet: "1.9.4", lodash: "4.18.1",
+  "mapbox-gl": "3.32.0", mermaid: "12.3.0", "parquet-wasm": "0.8.0", react: "19.3.1", "react-dom": "19.3.1", "sql.js": "1.17.0",
+  "topojson-client": "3.1.0", vega: "6.4.0", "vega-lite": "6.5.0", "vega-lite-api": "6.0.0",
+  d3: null, "d3-dsv": null, "@observablehq/plot": null, "@observablehq/inputs": null, htl: null, katex: null,
+};
+const npmCache = new URL("src/.observablehq/cache/_npm/", root);
+for (const [name, pinned] of Object.entries(frameworkLibraries)) {
+  const version = pinned ?? JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, root), "utf8")).version;
+  const scope = new URL(name.startsWith("@") ? `${name.split("/")[0]}/` : "./", npmCache);
+  const known = existsSync(scope) && readdirSync(scope).some((entry) => entry.startsWith(`${name.split("/").pop()}@`));
+  if (!known) mkdirSync(new URL(`${name}@${version}/`, npmCache), { recursive: true });
+}
 
 // Framework re-runs a data loader only when the loader itself changes; the
 // ablation loader reads data/logs and data/metrics, so drop its cached output.
