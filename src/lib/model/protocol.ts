@@ -3,6 +3,7 @@
  * onnxruntime-web session, so a slow forward pass never freezes the page.
  */
 export type Backend = "webgpu" | "wasm";
+export type BackendPreference = "auto" | "wasm" | "webgpu";
 
 export interface LoadRequest {
   type: "load";
@@ -13,8 +14,13 @@ export interface LoadRequest {
    * WebGPU bundle needs (it is several times slower when it runs on the CPU).
    */
   wasmPaths: { wasm: { mjs: string; wasm: string }; webgpu: { mjs: string; wasm: string } };
-  /** "auto": WebGPU when an adapter is offered, WASM otherwise; "wasm": never try WebGPU. */
-  backend: "auto" | "wasm";
+  /**
+   * "auto": WebGPU when a hardware adapter is offered, WASM otherwise (a
+   * software adapter such as SwiftShader is slower than WASM: 165 s against
+   * 9 s for the granularity page); "wasm": never try WebGPU; "webgpu": use
+   * any adapter, software included (the page's `?ep=webgpu`).
+   */
+  backend: BackendPreference;
 }
 
 export interface RunRequest {
