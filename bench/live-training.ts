@@ -5,8 +5,8 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
-import { launch } from "../test/browser/chromium.js";
-import { serveDist } from "../test/browser/static-server.js";
+import { launch } from "../tools/chromium.js";
+import { serveDist } from "../tools/static-server.js";
 import { defaultLayerConfig, trainRun } from "../src/lib/moe-layer.js";
 import type { BenchRow } from "./timing.js";
 

@@ -1,6 +1,6 @@
 // Screenshots of built pages, served under the Pages sub-path: `npx tsx scripts/shot.mts [page ...]`.
-import { serveDist } from "../test/browser/static-server.js";
-import { launch, watchProblems } from "../test/browser/chromium.js";
+import { serveDist } from "../tools/static-server.js";
+import { launch, watchProblems } from "../tools/chromium.js";
 const site = await serveDist(new URL("../dist", import.meta.url).pathname);
 const context = await launch();
 for (const path of process.argv.slice(2).length ? process.argv.slice(2) : [""]) {

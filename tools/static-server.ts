@@ -1,8 +1,11 @@
 /**
  * Serves `dist/` under a sub-path, the way GitHub Pages serves a project site
- * (`https://user.github.io/moe-balance-lab/`), with no COOP/COEP headers, as
- * Pages sends none. Requests outside the base path get 404 and are recorded,
- * so that tests catch root-absolute URLs.
+ * (`https://user.github.io/moe-balance-lab/`): clean URLs (`/z-loss` reads
+ * `z-loss.html`), the site's own 404.html with status 404 for anything
+ * missing, and no COOP/COEP headers, as Pages sends none. Requests outside the
+ * base path get 404 and are recorded, so that tests catch root-absolute URLs.
+ * Used by the browser tests, the bench, the screenshot script and
+ * `npm run preview`.
  */
 import { createServer, type Server } from "node:http";
 import { readFile, stat } from "node:fs/promises";
@@ -21,7 +24,7 @@ export interface StaticSite {
   close(): Promise<void>;
 }
 
-export async function serveDist(root: string, base = "/moe-balance-lab/"): Promise<StaticSite> {
+export async function serveDist(root: string, base = "/moe-balance-lab/", port = 0): Promise<StaticSite> {
   const outside: string[] = [];
   const server: Server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? "/", "http://x").pathname);
@@ -42,10 +45,12 @@ export async function serveDist(root: string, base = "/moe-balance-lab/"): Promi
       const body = await readFile(file);
       response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
     } catch {
-      response.writeHead(404).end("not found");
+      const notFound = await readFile(join(root, "404.html")).catch(() => null);
+      if (notFound) response.writeHead(404, { "content-type": types[".html"] }).end(notFound);
+      else response.writeHead(404).end("not found");
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}${base}`, outside, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", resolve));
+  const { port: bound } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${bound}${base}`, outside, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

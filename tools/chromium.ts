@@ -13,9 +13,12 @@ export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export async function launch(options: { webgpu?: boolean } = {}): Promise<BrowserContext> {
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
   if (options.webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader");
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "moe-lab-chromium-")), {
+  const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "moe-lab-chromium-")), {
     executablePath: chromiumPath, headless: true, args, viewport: { width: 1200, height: 900 },
   });
+  context.setDefaultTimeout(patience);
+  context.setDefaultNavigationTimeout(patience);
+  return context;
 }
 
 /** Collects console errors, page errors and failed requests of a page. */
@@ -31,3 +34,14 @@ export function watchProblems(page: Page): string[] {
   });
   return problems;
 }
+
+/**
+ * How long a browser test waits for something that will come: the machine may
+ * be shared with a build or a training run, so no wait races a short fixed
+ * timeout. Waits end as soon as their element, event or value arrives; this is
+ * only the point at which a test gives up. MOE_LAB_TEST_PATIENCE_MS overrides it.
+ */
+export const patience = Number(process.env.MOE_LAB_TEST_PATIENCE_MS ?? 600_000);
+/** A whole browser test's limit: a few waits of `patience` each. */
+export const testTimeout = 3 * patience;
+
