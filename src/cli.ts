@@ -3,20 +3,32 @@
  * specification's output record for a file of router logits, as one JSON
  * object on stdout. Problems with the input end in one line on stderr and
  * exit status 2.
+ *
+ * The file is read the way the "Your router logits" page reads a dropped one
+ * (stream.ts: header first, then rows in 16 MiB chunks into one summary), so
+ * the CLI and the page share one code path and one precision, and a file of
+ * any size is read in bounded memory. Only regular files are read (a FIFO or
+ * a device could block forever or never end); `-` reads standard input, up
+ * to MAX_WHOLE_BYTES.
  */
-import { readFile } from "node:fs/promises";
-import { computeLosses } from "./lib/losses/index.js";
-import { readLogits, supportedFormats } from "./lib/io/read.js";
-import { LabInputError } from "./lib/types.js";
+import { open, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { lossRecord } from "./lib/losses/index.js";
+import { supportedFormats } from "./lib/io/read.js";
+import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, type ByteSource } from "./lib/io/stream.js";
+import { SummaryBuilder } from "./lib/summary.js";
+import { validateBatch } from "./lib/validate.js";
+import { LabInputError, decimalInteger } from "./lib/types.js";
 
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
+       moe-lab --version
 
 Prints every load-balancing loss of FILE's router logits as one JSON object:
 lbl.{switch,hf,sequence,micro_batch,global}, z_loss.{st_moe,olmoe},
 cv2.{importance,load}, max_vio.{global,micro_batch} and load [L][E].
 All values are unweighted (before the coefficients α and β).
 
-FILE: ${supportedFormats}.
+FILE: ${supportedFormats}; - reads standard input.
   JSON: {"router_logits": [L][T][E], "top_k": k, "sequence_lengths": [...],
          "micro_batch_sequences": m}; only router_logits and top_k are needed.
   .npy / .safetensors: shape [T,E], [L,T,E] or [L,B,S,E], or one [T,E]
@@ -32,47 +44,102 @@ interface Options {
   microBatch?: number;
 }
 
-function parseArguments(args: string[]): Options | "help" {
+function parseArguments(args: string[]): Options | "help" | "version" {
   if (args.includes("--help") || args.includes("-h") || args.length === 0) return "help";
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) return "version";
   const [command, ...rest] = args;
   if (command !== "losses") throw new UsageError(`unknown command '${command}'`);
   const options: Partial<Options> = {};
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
-    const [flag, inline] = arg.startsWith("--") ? arg.split("=", 2) : [arg, undefined];
+    const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const [flag, inline] = equals >= 0 ? [arg.slice(0, equals), arg.slice(equals + 1)] : [arg, undefined];
     if (flag === "--top-k" || flag === "--micro-batch") {
       const text = inline ?? rest[++i];
-      const value = Number(text);
-      if (text === undefined || !Number.isInteger(value)) throw new UsageError(`${flag} needs an integer, got ${text === undefined ? "nothing" : `'${text}'`}`);
+      const value = decimalInteger(text);
+      if (text === undefined || value === null) throw new UsageError(`${flag} needs a decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
       if (flag === "--top-k") options.topK = value;
       else options.microBatch = value;
-    } else if (flag.startsWith("-")) {
-      throw new UsageError(`unknown option '${flag}'`);
+    } else if (flag.startsWith("-") && flag !== "-") {
+      throw new UsageError(`unknown option '${oneLine(flag)}'`);
     } else if (options.file === undefined) {
       options.file = arg;
     } else {
-      throw new UsageError(`one file at a time; got '${options.file}' and '${arg}'`);
+      throw new UsageError(`one file at a time; got '${oneLine(options.file)}' and '${oneLine(arg)}'`);
     }
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
   return options as Options;
 }
 
-async function losses(options: Options): Promise<string> {
-  let bytes: Uint8Array;
+/** A name as it goes into a one-line message: control characters (a newline in a file name) escaped. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+/** A regular file read by ranges, or standard input read whole (bounded). */
+async function openSource(file: string): Promise<{ source: ByteSource; close(): Promise<void> }> {
+  const name = oneLine(file);
+  if (file === "-") {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_WHOLE_BYTES) throw new LabInputError(`standard input holds more than ${MAX_WHOLE_BYTES / 2 ** 20} MiB; pass a file name instead (files of any size are streamed)`);
+      chunks.push(chunk);
+    }
+    return { source: bytesSource(new Uint8Array(Buffer.concat(chunks)), "standard input"), close: async () => {} };
+  }
+  let info;
   try {
-    bytes = await readFile(options.file);
+    info = await stat(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message;
-    throw new LabInputError(`cannot read ${options.file}: ${reason}`);
+    throw new LabInputError(`cannot read ${name}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "ENOTDIR" ? "a part of the path is not a directory" : (error as Error).message}`);
   }
-  const input = readLogits(bytes, options.file);
-  const topK = options.topK ?? input.topK;
-  if (topK === undefined) throw new LabInputError(`${options.file} does not say top_k: pass --top-k K`);
-  const microBatch = options.microBatch ?? input.microBatchSequences ?? 1;
-  const record = computeLosses(input.logits, topK, input.sequenceLengths, microBatch);
-  return JSON.stringify(record, null, 2);
+  if (!info.isFile()) {
+    const kind = info.isDirectory() ? "a directory" : info.isFIFO() ? "a named pipe (FIFO)" : info.isCharacterDevice() ? "a character device" : info.isBlockDevice() ? "a block device" : info.isSocket() ? "a socket" : "not a regular file";
+    throw new LabInputError(`cannot read ${name}: it is ${kind}; give a regular file, or - to read standard input`);
+  }
+  let handle;
+  try {
+    handle = await open(file, "r");
+  } catch (error) {
+    throw new LabInputError(`cannot read ${name}: ${(error as NodeJS.ErrnoException).code === "EACCES" ? "permission denied" : (error as Error).message}`);
+  }
+  const size = info.size;
+  const source: ByteSource = {
+    name, size,
+    async read(start, end) {
+      const bytes = new Uint8Array(Math.max(0, Math.min(end, size) - start));
+      let at = 0;
+      while (at < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, at, bytes.length - at, start + at);
+        if (bytesRead === 0) break; // the file shrank while we read it: streamLogits reports the short read
+        at += bytesRead;
+      }
+      return bytes.subarray(0, at);
+    },
+  };
+  return { source, close: () => handle.close() };
+}
+
+async function losses(options: Options): Promise<string> {
+  const { source, close } = await openSource(options.file);
+  try {
+    const plan = await planLogits(source);
+    const topK = options.topK ?? plan.topK;
+    if (topK === undefined) throw new LabInputError(`${source.name} does not say top_k: pass --top-k K`);
+    const sequenceLengths = plan.sequenceLengths ?? [plan.tokens];
+    // shape, top_k and sequence lengths are checked before any row is read
+    validateBatch({ data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, { topK, sequenceLengths }, { skipValues: true });
+    const summary = new SummaryBuilder(plan, topK, sequenceLengths);
+    await streamLogits(source, plan, (values, count) => summary.addRows(values, 0, count));
+    const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
+    return JSON.stringify(lossRecord(summary.finish(), microBatch), null, 2);
+  } finally {
+    await close();
+  }
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -80,6 +147,11 @@ export async function main(args: string[]): Promise<number> {
     const options = parseArguments(args);
     if (options === "help") {
       process.stdout.write(usage + "\n");
+      return 0;
+    }
+    if (options === "version") {
+      const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+      process.stdout.write(`${pkg.name} ${pkg.version}\n`);
       return 0;
     }
     process.stdout.write((await losses(options)) + "\n");
@@ -90,7 +162,7 @@ export async function main(args: string[]): Promise<number> {
       if (error instanceof UsageError) process.stderr.write("run 'moe-lab --help' for usage\n");
       return 2;
     }
-    if (error instanceof RangeError && /Array buffer allocation|Invalid typed array length/.test(error.message)) {
+    if (error instanceof RangeError && /Array buffer allocation|Invalid typed array length|Invalid array length/.test(error.message)) {
       process.stderr.write(`moe-lab: the file is too large for this process's memory (${error.message})\n`);
       return 2;
     }

@@ -2,7 +2,7 @@
 // one-line errors with exit status 2 for every kind of bad input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -79,8 +79,52 @@ const bad: [string, () => string[], RegExp][] = [
   ["truncated .safetensors", () => ["losses", file("t.safetensors", writeSafetensors({ x: { data: new Float32Array(40), shape: [2, 5, 4] } }).slice(0, 100)), "--top-k", "1"], /truncated/],
   ["a directory", () => { mkdirSync(join(dir, "d.json"), { recursive: true }); return ["losses", join(dir, "d.json")]; }, /it is a directory/],
   ["unknown option", () => ["losses", "x.json", "--frobnicate"], /unknown option '--frobnicate'/],
-  ["non-integer --top-k", () => ["losses", "x.json", "--top-k", "two"], /--top-k needs an integer, got 'two'/],
+  ["non-integer --top-k", () => ["losses", "x.json", "--top-k", "two"], /--top-k needs a decimal integer, got 'two'/],
+  // only decimal integers count: no hex, exponents, booleans or trailing text
+  ["hexadecimal --top-k", () => ["losses", "x.json", "--top-k", "0x2"], /--top-k needs a decimal integer, got '0x2'/],
+  ["--top-k=2=5", () => ["losses", "x.json", "--top-k=2=5"], /--top-k needs a decimal integer, got '2=5'/],
+  ["exponent --micro-batch", () => ["losses", "x.json", "--micro-batch", "1e1"], /--micro-batch needs a decimal integer, got '1e1'/],
+  ["top_k true in the file", () => ["losses", file("tk-true.json", '{"router_logits": [[1, 2]], "top_k": true}')], /"top_k" in .* must be an integer; got true/],
+  ["top_k [3] in the file", () => ["losses", file("tk-list.json", '{"router_logits": [[1, 2]], "top_k": [3]}')], /"top_k" in .* must be an integer; got a list/],
+  ["top_k '0x2' in safetensors metadata", () => ["losses", file("tk-hex.safetensors", writeSafetensors({ l: { data: new Float32Array(8), shape: [4, 2] } }, { top_k: "0x2" }))], /metadata 'top_k' .* "0x2", not a decimal integer/],
+  // devices and pipes are refused before anything is read: no hang, no unbounded read
+  ["a FIFO with no writer", () => { const path = join(dir, "fifo.npy"); execFileSync("mkfifo", [path]); return ["losses", path]; }, /it is a named pipe \(FIFO\)/],
+  ["/dev/zero", () => ["losses", "/dev/zero", "--top-k", "1"], /it is a character device/],
+  // a shape is checked before anything is sized from it
+  ["a tiny file declaring [1, 5e9, 0, 8]", () => ["losses", file("huge-shape.safetensors", safetensorsWithHeader({ x: { dtype: "F32", shape: [1, 5e9, 0, 8], data_offsets: [0, 0] } }))], /a dimension of 0 holds no router logits/],
+  ["a tiny .npy declaring [1, 1e8, 0, 8]", () => ["losses", file("huge-shape.npy", npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 100000000, 0, 8), }"))], /a dimension of 0 holds no router logits/],
+  ["JSON nested 10,000 deep", () => ["losses", file("deep.json", '{"router_logits": ' + "[".repeat(10_000) + "]".repeat(10_000) + "}")], /nested more than 4 lists deep/],
+  // safetensors whose offsets do not tile the data exactly, as the reference implementation refuses
+  ["safetensors with overlapping data_offsets", () => ["losses", file("overlap.safetensors", safetensorsWithHeader({ "l.0": { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] }, "l.1": { dtype: "F32", shape: [2, 2], data_offsets: [8, 24] } }, 24))], /overlapping data_offsets/],
+  ["safetensors with a gap between tensors", () => ["losses", file("gap.safetensors", safetensorsWithHeader({ "l.0": { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] }, "l.1": { dtype: "F32", shape: [2, 2], data_offsets: [20, 36] } }, 36))], /must be contiguous/],
+  ["safetensors with trailing bytes", () => ["losses", file("trailing.safetensors", safetensorsWithHeader({ x: { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] } }, 20))], /4 bytes after its last tensor/],
+  ["safetensors with a duplicate key", () => ["losses", file("dup.safetensors", safetensorsWithText('{"l.0": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}, "l.0": {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 32]}}', 32))], /names 'l\.0' twice/],
+  // one line even when the file name holds a newline
+  ["a file name with a newline", () => ["losses", join(dir, "two\nlines.json")], /cannot read .*two\\nlines\.json: no such file\n$/],
 ];
+
+/** A safetensors file with this header object and `dataBytes` zero bytes of data. */
+function safetensorsWithHeader(header: Record<string, unknown>, dataBytes = 0): Uint8Array {
+  return safetensorsWithText(JSON.stringify(header), dataBytes);
+}
+
+function safetensorsWithText(text: string, dataBytes: number): Uint8Array {
+  const json = new TextEncoder().encode(text);
+  const bytes = new Uint8Array(8 + json.length + dataBytes);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+  bytes.set(json, 8);
+  return bytes;
+}
+
+/** A .npy file (format 1) with this header dict and no data. */
+function npyWithHeader(dict: string): Uint8Array {
+  const header = new TextEncoder().encode(dict.padEnd(118) + "\n");
+  const bytes = new Uint8Array(10 + header.length);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
+  new DataView(bytes.buffer).setUint16(8, header.length, true);
+  bytes.set(header, 10);
+  return bytes;
+}
 
 for (const [what, args, message] of bad) {
   test(`bad input ends in one line and exit status 2: ${what}`, async () => {
@@ -92,6 +136,100 @@ for (const [what, args, message] of bad) {
     assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
   });
 }
+
+test("--version prints the package's name and version", async () => {
+  const { code, stdout } = await run("--version");
+  assert.equal(code, 0);
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  assert.equal(stdout, `${pkg.name} ${pkg.version}\n`);
+});
+
+test("- reads standard input", async () => {
+  const { expected: _e, ...input } = examples[1];
+  const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    const child = execFile(process.execPath, [bin, "losses", "-"], (error, stdout) => resolve({ code: error ? (error.code as number) : 0, stdout }));
+    child.stdin!.end(JSON.stringify(input));
+  });
+  assert.equal(out.code, 0);
+  assert.deepEqual(JSON.parse(out.stdout).load, examples[1].expected.load);
+});
+
+test("float64 per-layer safetensors keep float64 precision (one path with the page)", async () => {
+  // logits whose float32 rounding changes the z-loss in the 9th digit
+  const layer = (l: number) => Float64Array.from({ length: 3 * 4 }, (_, i) => 1 + 1e-9 * (i + 7 * l) + i * 0.125);
+  const tensors: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }> = {};
+  const data = new Uint8Array(2 * 12 * 8);
+  for (const l of [0, 1]) {
+    tensors[`layer.${l}`] = { dtype: "F64", shape: [3, 4], data_offsets: [l * 96, (l + 1) * 96] };
+    data.set(new Uint8Array(layer(l).buffer), l * 96);
+  }
+  const json = new TextEncoder().encode(JSON.stringify({ ...tensors, __metadata__: { top_k: "2" } }));
+  const bytes = new Uint8Array(8 + json.length + data.length);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+  bytes.set(json, 8);
+  bytes.set(data, 8 + json.length);
+  const out = await run("losses", file("f64.safetensors", bytes));
+  assert.equal(out.code, 0, out.stderr);
+  const viaJson = await run("losses", file("f64.json", JSON.stringify({ router_logits: [0, 1].map((l) => Array.from({ length: 3 }, (_, t) => Array.from(layer(l).slice(t * 4, t * 4 + 4)))), top_k: 2 })));
+  assert.equal(JSON.parse(out.stdout).z_loss.st_moe, JSON.parse(viaJson.stdout).z_loss.st_moe, "F64 safetensors equal the float64 JSON exactly");
+});
+
+test("a valid file over 2 GiB is streamed in bounded memory", { timeout: 30 * 60_000 }, async () => {
+  // A sparse file: 1 layer × 1,048,600 tokens × 256 experts of float64 zeros (2.0 GiB of data).
+  const tokens = 1_048_600;
+  const path = join(dir, "big.npy");
+  const header = npyWithHeader(`{'descr': '<f8', 'fortran_order': False, 'shape': (1, ${tokens}, 256), }`);
+  writeFileSync(path, header);
+  execFileSync("truncate", ["-s", String(header.length + tokens * 256 * 8), path]);
+  let peakKiB = 0;
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(process.execPath, [bin, "losses", path, "--top-k", "8"], { maxBuffer: 1 << 26 }, (error, stdout, stderr) => {
+      clearInterval(watch);
+      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
+    });
+    // the child's resident high-water mark, read while it runs (Linux)
+    const watch = setInterval(() => {
+      try {
+        peakKiB = Math.max(peakKiB, Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? 0));
+      } catch {
+        // the child has just exited
+      }
+    }, 50);
+  });
+  assert.equal(out.code, 0, out.stderr);
+  const record = JSON.parse(out.stdout);
+  assert.equal(record.load[0].reduce((a: number, b: number) => a + b, 0), tokens * 8, "every token routed");
+  assert.equal(record.lbl.switch, 1, "all-equal logits: f = 1/8 on 8 experts, P = 1/256 on all");
+  assert.ok(peakKiB > 0 && peakKiB < 1024 * 1024, `peak resident memory ${(peakKiB / 1024).toFixed(0)} MiB for a 2 GiB file`);
+});
+
+test("a valid file of many one-token sequences is refused before any row is read, with the limit explained", { timeout: 10 * 60_000 }, async () => {
+  // [16 layers, 240,000 sequences of 1 token, 64 experts] of float16: 470 MiB (sparse), whose
+  // per-sequence sums would need 3.7 GiB
+  const path = join(dir, "one-token-sequences.npy");
+  const header = npyWithHeader("{'descr': '<f2', 'fortran_order': False, 'shape': (16, 240000, 1, 64), }");
+  writeFileSync(path, header);
+  execFileSync("truncate", ["-s", String(header.length + 16 * 240000 * 64 * 2), path]);
+  const out = await run("losses", path, "--top-k", "8");
+  assert.equal(out.code, 2, out.stderr);
+  assert.match(out.stderr, /^moe-lab: 240,000 sequences × 16 layers × 64 experts need 3\.7 GiB of per-sequence sums, over the 1 GiB this lab allows itself; give fewer, longer sequences/);
+});
+
+test("a .npy header longer than 64 KiB is read whole", async () => {
+  // format 2.0: a 4-byte header length; numpy pads headers with spaces
+  const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
+  const headerText = new TextEncoder().encode(dict.padEnd(100_000 - 13) + "\n");
+  const data = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i));
+  const bytes = new Uint8Array(12 + headerText.length + data.byteLength);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0]);
+  new DataView(bytes.buffer).setUint32(8, headerText.length, true);
+  bytes.set(headerText, 12);
+  bytes.set(new Uint8Array(data.buffer), 12 + headerText.length);
+  const long = await run("losses", file("long-header.npy", bytes), "--top-k", "2");
+  const plain = await run("losses", file("plain-header.npy", writeNpy(data, [3, 4])), "--top-k", "2");
+  assert.equal(long.code, 0, long.stderr);
+  assert.equal(long.stdout, plain.stdout);
+});
 
 test("--help prints usage and exits 0", async () => {
   const { code, stdout } = await run("--help");

@@ -50,6 +50,19 @@ export function summarize(logits: RouterLogits, topK: number, sequenceLengths: r
  * can be summarised while it streams in, without ever being held whole.
  * `summarize` is this with one chunk.
  */
+/**
+ * The summary keeps E probability sums and E loads per (layer, sequence): its
+ * memory grows with the number of sequences, not with the file's size, so it
+ * is bounded on its own (a valid file of one-token sequences would otherwise
+ * need many times its size).
+ */
+export const MAX_SUMMARY_BYTES = 2 ** 30;
+
+/** Bytes a summary of `sequences` sequences holds: two float64 sums per (layer, sequence, expert), one per (layer, sequence), a sequence index per token. */
+export function summaryBytes(shape: { layers: number; tokens: number; experts: number }, sequences: number): number {
+  return (2 * shape.layers * sequences * shape.experts + shape.layers * sequences) * 8 + shape.tokens * 4;
+}
+
 export class SummaryBuilder {
   private readonly probSum: Float64Array;
   private readonly load: Float64Array;
@@ -76,6 +89,10 @@ export class SummaryBuilder {
     this.selectionBias = bias === undefined ? null : Float64Array.from(bias);
     this.scores = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
+    const needed = summaryBytes(shape, sequences);
+    if (needed > MAX_SUMMARY_BYTES) {
+      throw new LabInputError(`${sequences.toLocaleString("en")} sequences × ${shape.layers} layers × ${shape.experts} experts need ${(needed / 2 ** 30).toFixed(1)} GiB of per-sequence sums, over the ${MAX_SUMMARY_BYTES / 2 ** 30} GiB this lab allows itself; give fewer, longer sequences (sequence_lengths) — the per-sequence and micro-batch losses need one set of sums per sequence`);
+    }
     this.probSum = new Float64Array(shape.layers * sequences * shape.experts);
     this.load = new Float64Array(shape.layers * sequences * shape.experts);
     this.logSumExpSquareSum = new Float64Array(shape.layers * sequences);

@@ -46,3 +46,14 @@ export function logitsFromNested(nested: readonly (readonly (readonly number[])[
   for (const layer of nested) for (const row of layer) for (const value of row) data[i++] = value;
   return { data, layers, tokens, experts };
 }
+
+/**
+ * A count given in a file or on a command line, read strictly: a JSON number
+ * that is a safe integer, or a string of decimal digits. Everything else
+ * (`true`, `[3]`, `"0x2"`, `"2e1"`, `" 2"`, `"2=5"`) is null, never coerced.
+ */
+export function decimalInteger(value: unknown): number | null {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? value : null;
+  if (typeof value !== "string" || !/^[0-9]{1,15}$/.test(value)) return null;
+  return Number.parseInt(value, 10);
+}

@@ -4,7 +4,7 @@
  * "micro_batch_sequences" }`; only `router_logits` is required here (the CLI
  * asks for `top_k` when neither the file nor an option gives it).
  */
-import { LabInputError } from "../types.js";
+import { LabInputError, decimalInteger } from "../types.js";
 import { logitsFromTensor, type LogitsInput } from "./tensor.js";
 
 export function readJson(text: string, name = "the JSON file"): LogitsInput {
@@ -36,8 +36,9 @@ export function readJson(text: string, name = "the JSON file"): LogitsInput {
 }
 
 function integerField(value: unknown, key: string, file: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) throw new LabInputError(`"${key}" in ${file} must be an integer; got ${JSON.stringify(value)}`);
-  return value;
+  const n = typeof value === "number" ? decimalInteger(value) : null;
+  if (n === null) throw new LabInputError(`"${key}" in ${file} must be an integer; got ${preview(value)}`);
+  return n;
 }
 
 /** Checks that nested arrays are rectangular and numeric; returns shape and values. */
@@ -45,6 +46,9 @@ function flattenNumbers(value: unknown, file: string): { shape: number[]; values
   const shape: number[] = [];
   for (let level: unknown = value; Array.isArray(level); level = level[0]) {
     shape.push(level.length);
+    // router logits have 2 to 4 dimensions: stop before a deep nesting can
+    // exhaust the stack in the walk below
+    if (shape.length > 4) throw new LabInputError(`"router_logits" in ${file} is nested more than 4 lists deep; expected [tokens][experts], [layers][tokens][experts] or [layers][batch][sequence][experts]`);
     if (level.length === 0) break;
   }
   if (shape.length === 0) throw new LabInputError(`"router_logits" in ${file} must be a nested list of numbers`);
@@ -53,17 +57,24 @@ function flattenNumbers(value: unknown, file: string): { shape: number[]; values
   const walk = (node: unknown, depth: number, path: number[]): void => {
     if (depth === shape.length) {
       if (typeof node !== "number") {
-        throw new LabInputError(`"router_logits" in ${file} holds ${JSON.stringify(node)} at [${path.join("][")}]; every logit must be a number (NaN and Infinity are not JSON)`);
+        throw new LabInputError(`"router_logits" in ${file} holds ${preview(node)} at [${path.join("][")}]; every logit must be a number (NaN and Infinity are not JSON)`);
       }
       values[at++] = node;
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[depth]) {
-      const got = Array.isArray(node) ? `${node.length} entries` : JSON.stringify(node);
+      const got = Array.isArray(node) ? `${node.length} entries` : preview(node);
       throw new LabInputError(`"router_logits" in ${file} is ragged: [${path.join("][")}] has ${got}, expected ${shape[depth]} (as [${path.map(() => 0).join("][")}] has)`);
     }
     for (let i = 0; i < node.length; i++) walk(node[i], depth + 1, [...path, i]);
   };
   walk(value, 0, []);
   return { shape, values };
+}
+
+/** A short description of a JSON value for a message; never walks a deep value. */
+function preview(value: unknown): string {
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value !== null && typeof value === "object") return "an object";
+  return String(JSON.stringify(value)).slice(0, 60);
 }

@@ -14,6 +14,13 @@ export function isNpy(bytes: Uint8Array): boolean {
 
 const descrTypes: Record<string, ElementType> = { f2: "float16", f4: "float32", f8: "float64" };
 
+/** Where the array starts, as the preamble declares it (null if the preamble is not all there). */
+export function npyDataStart(head: Uint8Array): number | null {
+  if (!isNpy(head) || head.length < 12) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  return head[6] === 1 ? 10 + view.getUint16(8, true) : 12 + view.getUint32(8, true);
+}
+
 /** What a .npy header says, checked against the file's size. */
 export interface NpyHeader {
   dataStart: number;
@@ -26,7 +33,7 @@ export interface NpyHeader {
 
 /**
  * Parses the header from the first bytes of a .npy file (`head` must hold the
- * whole header: 64 KiB is plenty) and checks the data length against
+ * whole header: `npyDataStart` says how much that is) and checks the data length against
  * `fileSize`, so a truncated or padded file is refused before any data is read.
  */
 export function parseNpyHeader(head: Uint8Array, fileSize: number, name = "the .npy file"): NpyHeader {

@@ -6,7 +6,7 @@
  * (`layer.2` before `layer.10`). Optional `__metadata__` keys `top_k`,
  * `sequence_lengths` (JSON list) and `micro_batch_sequences` are read too.
  */
-import { LabInputError, type FloatArray } from "../types.js";
+import { LabInputError, decimalInteger, type FloatArray } from "../types.js";
 import { decodeFloats, elementBytes, elementCount, logitsFromTensor, type ElementType, type LogitsInput } from "./tensor.js";
 
 /** Headers beyond this are refused rather than parsed: no real logits file needs one. */
@@ -50,11 +50,17 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name 
   }
   if (8 + headerLength > head.length) throw new LabInputError(`${name}: header of ${headerLength} bytes is longer than the ${head.length - 8} bytes read for it`);
   let header: Record<string, unknown>;
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(head.subarray(8, 8 + headerLength)));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(head.subarray(8, 8 + headerLength));
+    header = JSON.parse(text);
   } catch {
     throw new LabInputError(`${name} has a header that is not valid JSON: it is corrupt or not a .safetensors file`);
   }
+  // JSON.parse keeps the last of two equal keys; the reference implementation
+  // refuses such a header, and so do we (which tensor is meant is unknowable).
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== null) throw new LabInputError(`${name} names '${duplicate}' twice in its header: it is corrupt`);
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     throw new LabInputError(`${name} has a header that is not a JSON object`);
   }
@@ -65,6 +71,7 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name 
     .map(([key, value]) => parseEntry(key, value, dataLength, name))
     .sort((a, b) => naturalCompare(a.name, b.name));
   if (entries.length === 0) throw new LabInputError(`${name} holds no tensors`);
+  checkContiguous(entries, dataLength, name);
   if (entries.length > 1) {
     const first = entries[0];
     for (const entry of entries) {
@@ -77,6 +84,64 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name 
     }
   }
   return { dataStart, entries, metadata: readMetadata((header.__metadata__ ?? {}) as Record<string, unknown>, name) };
+}
+
+/**
+ * The tensors must tile the data exactly, as the reference implementation
+ * (huggingface/safetensors, `Metadata::validate`) requires: sorted by offset,
+ * the first starts at 0, each starts where the previous ends, the last ends
+ * at the end of the file. Overlaps, gaps and trailing bytes are refused, so
+ * no value is ever read from bytes that belong to another tensor or to none.
+ */
+function checkContiguous(entries: readonly TensorEntry[], dataLength: number, file: string): void {
+  const byOffset = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const entry of byOffset) {
+    if (entry.begin !== at) {
+      throw new LabInputError(entry.begin < at
+        ? `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, inside the bytes of another tensor (overlapping data_offsets)`
+        : `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, leaving bytes ${at}–${entry.begin} unaccounted for (data_offsets must be contiguous)`);
+    }
+    at = entry.end;
+  }
+  if (at !== dataLength) throw new LabInputError(`${file} has ${dataLength - at} bytes after its last tensor that its header does not account for`);
+}
+
+/** The first key that appears twice in one object of a JSON text, or null. */
+export function firstDuplicateKey(json: string): string | null {
+  const open: Set<string>[] = []; // keys seen in each enclosing object (arrays hold null)
+  const kinds: ("object" | "array")[] = [];
+  let expectKey = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === "{") {
+      kinds.push("object");
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === "[") {
+      kinds.push("array");
+      open.push(new Set());
+      expectKey = false;
+    } else if (c === "}" || c === "]") {
+      kinds.pop();
+      open.pop();
+      expectKey = false;
+    } else if (c === ",") {
+      expectKey = kinds[kinds.length - 1] === "object";
+    } else if (c === '"') {
+      let end = i + 1;
+      while (end < json.length && json[end] !== '"') end += json[end] === "\\" ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(json.slice(i, end + 1)) as string;
+        const seen = open[open.length - 1];
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = end;
+    }
+  }
+  return null;
 }
 
 /** The overall tensor shape a header describes: the single tensor's, or [layers, tokens, experts]. */
@@ -126,8 +191,8 @@ function readMetadata(metadata: Record<string, unknown>, file: string): Partial<
   const out: { topK?: number; sequenceLengths?: number[]; microBatchSequences?: number } = {};
   const integer = (key: string): number | undefined => {
     if (metadata[key] === undefined) return undefined;
-    const n = Number(metadata[key]);
-    if (!Number.isInteger(n)) throw new LabInputError(`metadata '${key}' in ${file} is ${JSON.stringify(metadata[key])}, not an integer`);
+    const n = decimalInteger(metadata[key]);
+    if (n === null) throw new LabInputError(`metadata '${key}' in ${file} is ${JSON.stringify(metadata[key])}, not a decimal integer`);
     return n;
   };
   out.topK = integer("top_k");

@@ -8,7 +8,7 @@
 import { LabInputError, type FloatArray } from "../types.js";
 import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
 import { checkedFormat, readLogits, type LogitsFormat } from "./read.js";
-import { parseNpyHeader } from "./npy.js";
+import { npyDataStart, parseNpyHeader } from "./npy.js";
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
 import { decodeFloats, elementBytes, layoutOfShape, type ElementType, type LogitsInput } from "./tensor.js";
 
@@ -61,7 +61,11 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
 
   if (format === "json") return whole();
   if (format === "npy") {
-    const header = parseNpyHeader(head, size, name);
+    // A .npy header may be longer than the first read (format 2 and 3 allow up
+    // to 4 GiB): read exactly as much as its preamble declares, within a bound.
+    const declaredEnd = npyDataStart(head);
+    const headerBytes = declaredEnd !== null && declaredEnd > head.length && declaredEnd <= Math.min(size, MAX_HEADER_BYTES) ? await source.read(0, declaredEnd) : head;
+    const header = parseNpyHeader(headerBytes, size, name);
     if (header.fortranOrder) return whole();
     const layout = layoutOfShape(header.shape, name);
     return { format, ...layout, dtype: header.type, segments: [{ start: header.dataStart, count: header.count, type: header.type, littleEndian: header.littleEndian }] };

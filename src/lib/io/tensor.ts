@@ -18,6 +18,14 @@ export interface LogitsInput {
 export function layoutOfShape(shape: readonly number[], what: string): { layers: number; tokens: number; experts: number; sequenceLengths?: number[] } {
   let layers: number, tokens: number, experts: number;
   let sequenceLengths: number[] | undefined;
+  // Every dimension is checked before anything is sized from it: a tiny file
+  // declaring [1, 5e9, 0, 8] must end in a message, not an allocation.
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 1) {
+      throw new LabInputError(`${what} has shape [${shape.join(", ")}]: ${Number.isSafeInteger(d) && d === 0 ? "a dimension of 0 holds no router logits" : `${d} is not a valid dimension`}`);
+    }
+  }
+  if (!Number.isSafeInteger(shape.reduce((n, d) => n * d, 1))) throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
   if (shape.length === 2) [layers, tokens, experts] = [1, shape[0], shape[1]];
   else if (shape.length === 3) [layers, tokens, experts] = shape as [number, number, number];
   else if (shape.length === 4) {
