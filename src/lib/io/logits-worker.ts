@@ -13,32 +13,56 @@ import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol
 
 let source: ByteSource | null = null;
 let plan: LogitsPlan | null = null;
+/** The newest request: a stream started for an older one stops at its next chunk. */
+let newest = 0;
 const post = (message: LogitsWorkerMessage) => (self as unknown as Worker).postMessage(message);
+
+class Superseded extends Error {}
 
 self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
   const request = event.data;
+  const { id } = request;
+  newest = Math.max(newest, id);
   try {
     if (request.type === "inspect") {
-      source = blobSource(request.file, request.name);
-      plan = await planLogits(source);
+      source = null;
+      plan = null;
+      const candidate = blobSource(request.file, request.name);
+      const candidatePlan = await planLogits(candidate);
+      if (id !== newest) return; // a newer file arrived while this header was read
+      [source, plan] = [candidate, candidatePlan];
       const { format, dtype, layers, tokens, experts, topK, sequenceLengths, microBatchSequences } = plan;
-      post({ type: "described", file: { name: request.name, bytes: source.size, format, dtype, layers, tokens, experts, topK, sequenceLengths, microBatchSequences } });
+      post({ id, type: "described", file: { name: request.name, bytes: candidate.size, format, dtype, layers, tokens, experts, topK, sequenceLengths, microBatchSequences } });
     } else {
       if (!source || !plan) throw new LabInputError("no file has been read yet");
+      const [reading, readingPlan] = [source, plan];
       const started = performance.now();
-      const sequenceLengths = request.sequenceLengths ?? plan.sequenceLengths ?? [plan.tokens];
+      const sequenceLengths = request.sequenceLengths ?? readingPlan.sequenceLengths ?? [readingPlan.tokens];
       // shape, top_k and sequence lengths are checked before any row is read
-      validateBatch({ data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, { topK: request.topK, sequenceLengths }, { skipValues: true });
-      const summary = new SummaryBuilder(plan, request.topK, sequenceLengths);
-      const replay = new BiasReplayBuilder(plan, request.topK, request.biasRate, request.biasBatchTokens);
-      await streamLogits(source, plan, (values, count) => {
+      validateBatch({ data: new Float32Array(0), layers: readingPlan.layers, tokens: readingPlan.tokens, experts: readingPlan.experts }, { topK: request.topK, sequenceLengths }, { skipValues: true });
+      const summary = new SummaryBuilder(readingPlan, request.topK, sequenceLengths);
+      const replay = new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
+      await streamLogits(reading, readingPlan, (values, count) => {
+        if (id !== newest) throw new Superseded();
         summary.addRows(values, 0, count);
         replay.addRows(values, count);
-      }, (done, total) => post({ type: "progress", done, total }));
-      post({ type: "summarized", summary: summary.finish(), replay: replay.replay, ms: performance.now() - started });
+      }, (done, total) => post({ id, type: "progress", done, total }));
+      post({ id, type: "summarized", summary: summary.finish(), replay: replay.replay, ms: performance.now() - started });
     }
   } catch (error) {
-    const tooLarge = error instanceof RangeError || (error instanceof Error && /allocation|out of memory/i.test(error.message));
-    post({ type: "error", message: error instanceof LabInputError ? error.message : tooLarge ? "this file is beyond what this browser tab can hold in memory" : `unexpected error: ${(error as Error).message}` });
+    if (error instanceof Superseded || id !== newest) return; // nobody is waiting for this answer any more
+    post({ id, type: "error", message: describe(error) });
   }
 };
+
+/** A message for the reader: the lab's own, an allocation that did not fit, or the unexpected one as it is. */
+function describe(error: unknown): string {
+  if (error instanceof LabInputError) return error.message;
+  const message = error instanceof Error ? error.message : String(error);
+  // Only a failed allocation means "too large"; other RangeErrors (a deep
+  // recursion, a bad length computed from a corrupt header) are bugs to report.
+  if (error instanceof RangeError && /Array buffer allocation failed|Invalid (typed )?array length|out of memory/i.test(message)) {
+    return `this file needs more memory than this browser tab could allocate (${message})`;
+  }
+  return `unexpected error, please report it: ${message}`;
+}
