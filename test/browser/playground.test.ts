@@ -4,12 +4,16 @@
 // SwiftShader and compared with WASM.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { BrowserContext, Page } from "playwright-core";
+import type { BrowserContext, Page, Route } from "playwright-core";
 import * as ort from "onnxruntime-node";
-import { launch, watchProblems } from "./chromium.js";
-import { serveDist, type StaticSite } from "./static-server.js";
+import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
+import { eventually } from "./eventually.js";
+import { serveDist, type StaticSite } from "../../tools/static-server.js";
 import { Tokenizer } from "../../src/lib/model/tokenizer.js";
 import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
 import { lossRecord, lossByName, type LossName } from "../../src/lib/losses/index.js";
@@ -35,7 +39,7 @@ after(async () => {
 });
 
 async function displayedLosses(page: Page): Promise<Record<string, number>> {
-  await page.waitForSelector("[data-testid='loss-lbl.switch']", { timeout: 90_000 });
+  await page.waitForSelector("[data-testid='loss-lbl.switch']");
   const out: Record<string, number> = {};
   for (const name of lossNames) out[name] = Number(await page.getByTestId(`loss-${name}`).textContent());
   return out;
@@ -56,7 +60,7 @@ async function nodeLosses(text: string, windows?: number[][], microBatch = 1, ch
 
 const sampleText = () => (JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>).python.slice(0, 900);
 
-test("WASM in the page gives the losses onnxruntime-node + the library give in Node", { skip, timeout: 180_000 }, async () => {
+test("WASM in the page gives the losses onnxruntime-node + the library give in Node", { skip, timeout: testTimeout }, async () => {
   const page = await browser.newPage();
   const problems = watchProblems(page);
   await page.goto(`${site.url}playground?ep=wasm`);
@@ -70,18 +74,19 @@ test("WASM in the page gives the losses onnxruntime-node + the library give in N
 });
 
 const lossFree = models.includes("loss-free.onnx") ? false : "no loss-free checkpoint in data/models yet";
-test("loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do", { skip: lossFree, timeout: 180_000 }, async () => {
+test("loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do", { skip: lossFree, timeout: testTimeout }, async () => {
   const page = await browser.newPage();
   const problems = watchProblems(page);
   await page.goto(`${site.url}playground?ep=wasm`);
   await displayedLosses(page);
   await page.locator("form", { has: page.locator("label", { hasText: "checkpoint" }) }).locator("select").selectOption({ label: "loss-free" });
-  await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined, { timeout: 90_000 });
-  await page.waitForSelector("[data-testid='loss-lbl.switch']");
-  await page.waitForTimeout(500);
-  const shown = await displayedLosses(page);
+  await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined);
   const expected = await nodeLosses(sampleText(), undefined, 1, "loss-free");
-  for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
+  // the losses cell re-runs once the new checkpoint has routed the text: wait for its numbers
+  await eventually(async () => {
+    const shown = await displayedLosses(page);
+    for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
+  });
   // and the bias matters: without it the loads (hence MaxVio) would differ
   const unbiased = (await nodeLosses(sampleText(), undefined, 1, "loss-free", { ignoreBias: true }))["max_vio.global"];
   assert.ok(Math.abs(unbiased - expected["max_vio.global"]) > 1e-3, `MaxVio with bias ${expected["max_vio.global"]} vs without ${unbiased}`);
@@ -89,7 +94,7 @@ test("loss-free checkpoint: the page routes by p + its expert bias, as onnxrunti
   await page.close();
 });
 
-test("empty text and text beyond the context get a message; the page keeps working", { skip, timeout: 180_000 }, async () => {
+test("empty text and text beyond the context get a message; the page keeps working", { skip, timeout: testTimeout }, async () => {
   const page = await browser.newPage();
   const problems = watchProblems(page);
   await page.goto(`${site.url}playground?ep=wasm`);
@@ -102,13 +107,13 @@ test("empty text and text beyond the context get a message; the page keeps worki
   assert.equal(await page.getByTestId("losses").count(), 0, "no stale losses from the previous text");
   await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
   await page.getByRole("button", { name: "Route" }).click();
-  await page.waitForSelector("[data-testid=routed-summary]", { timeout: 90_000 });
+  await page.waitForSelector("[data-testid=routed-summary]");
   assert.match(await page.getByTestId("routed-summary").textContent() ?? "", /routed as \d+ windows/);
   assert.deepEqual(problems, []);
   await page.close();
 });
 
-test("a model that fails to download ends in a message, not a crash", { skip, timeout: 120_000 }, async () => {
+test("a model that fails to download ends in a message, not a crash", { skip, timeout: testTimeout }, async () => {
   // A fresh profile: the shared one may hold the model in Cache Storage already.
   const fresh = await launch();
   // context-level routing reaches the worker's fetch too
@@ -117,30 +122,66 @@ test("a model that fails to download ends in a message, not a crash", { skip, ti
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${site.url}playground?ep=wasm`);
-  await page.waitForSelector("[data-testid=model-error]", { timeout: 60_000 });
+  await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded: the model could not be downloaded \(HTTP 404/);
   assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
   assert.deepEqual(errors, []);
   await fresh.close();
 });
 
-test("a corrupt model file ends in a message, not a crash", { skip, timeout: 120_000 }, async () => {
+test("a corrupt model file ends in a message, not a crash", { skip, timeout: testTimeout }, async () => {
   const fresh = await launch();
   await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("this is not an ONNX model".repeat(100)) }));
   const page = await fresh.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${site.url}playground?ep=wasm`);
-  await page.waitForSelector("[data-testid=model-error]", { timeout: 60_000 });
+  await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded/);
   assert.deepEqual(errors, []);
   await fresh.close();
 });
 
-test("WebGPU (SwiftShader) routes like WASM, or the test says why it could not run", { skip, timeout: 240_000 }, async (t) => {
+test("a corrupt download is not cached: the next visit downloads the real model", { skip, timeout: testTimeout }, async () => {
+  const fresh = await launch();
+  const corrupt = (route: Route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("not a model".repeat(500)) });
+  await fresh.route("**/*.onnx", corrupt);
+  const page = await fresh.newPage();
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.waitForSelector("[data-testid=model-error]");
+  assert.match(await page.getByTestId("model-error").textContent() ?? "", /not a model this page can run/);
+  await fresh.unroute("**/*.onnx", corrupt);
+  await page.reload();
+  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
+  assert.equal(await page.getByTestId("model-error").count(), 0, "the corrupt bytes were cached");
+  assert.equal(await page.getByTestId("backend").textContent(), "WASM");
+  await fresh.close();
+});
+
+test("a stalled model download says so instead of waiting forever", { skip, timeout: testTimeout }, async () => {
+  const fresh = await launch();
+  await fresh.route("**/*.onnx", () => { /* never answered: the download stalls */ });
+  const page = await fresh.newPage();
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.waitForSelector("[data-testid=model-error]");
+  assert.match(await page.getByTestId("model-error").textContent() ?? "", /stalled: no data arrived for 30 s/);
+  assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
+  await fresh.close();
+});
+
+test("a software WebGPU adapter is never chosen on its own; ?ep=webgpu forces it and routes like WASM", { skip, timeout: testTimeout }, async (t) => {
+  // This Chromium offers WebGPU only through SwiftShader (a software adapter).
+  const auto = await browser.newPage();
+  await auto.goto(`${site.url}playground`);
+  await auto.waitForSelector("[data-testid=backend], [data-testid=model-error]");
+  assert.equal(await auto.getByTestId("backend").textContent(), "WASM", "a software adapter must not be chosen without ?ep=webgpu");
+  const reason = (await auto.getByTestId("model-status").textContent()) ?? "";
+  assert.match(reason, /software one \(SwiftShader\)|has no WebGPU|offered no adapter/, reason);
+  await auto.close();
+
   const page = await browser.newPage();
-  await page.goto(`${site.url}playground`);
-  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]", { timeout: 120_000 });
+  await page.goto(`${site.url}playground?ep=webgpu`);
+  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
   const backend = await page.getByTestId("backend").textContent().catch(() => null);
   if (backend !== "WebGPU") {
     const status = await page.getByTestId("model-status").textContent();
@@ -162,25 +203,49 @@ test("WebGPU (SwiftShader) routes like WASM, or the test says why it could not r
   await page.close();
 });
 
-test("granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node", { skip, timeout: 240_000 }, async () => {
+test("granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node", { skip, timeout: testTimeout }, async () => {
   const page = await browser.newPage();
   const problems = watchProblems(page);
   await page.goto(`${site.url}granularity`);
-  await page.waitForSelector("[data-testid=real-micro]", { timeout: 120_000 });
+  await page.waitForSelector("[data-testid=real-micro]");
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
   const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);
   for (const m of [1, 4]) {
-    if (m !== 1) {
-      await page.locator("form", { has: page.locator("label", { hasText: "micro-batch of real sequences" }) }).locator("input[type=range]").fill(String(m));
-      await page.waitForTimeout(300);
-    }
+    if (m !== 1) await page.locator("form", { has: page.locator("label", { hasText: "micro-batch of real sequences" }) }).locator("input[type=range]").fill(String(m));
     const expected = await nodeLosses("", windows, m);
-    for (const [id, name] of [["real-switch", "lbl.switch"], ["real-sequence", "lbl.sequence"], ["real-micro", "lbl.micro_batch"], ["real-global", "lbl.global"]] as const) {
-      const shown = Number(await page.getByTestId(id).textContent());
-      assert.ok(Math.abs(shown - expected[name]) <= 2e-4, `m=${m} ${name}: page ${shown} vs node ${expected[name]}`);
-    }
+    await eventually(async () => {
+      for (const [id, name] of [["real-switch", "lbl.switch"], ["real-sequence", "lbl.sequence"], ["real-micro", "lbl.micro_batch"], ["real-global", "lbl.global"]] as const) {
+        const shown = Number(await page.getByTestId(id).textContent());
+        assert.ok(Math.abs(shown - expected[name]) <= 2e-4, `m=${m} ${name}: page ${shown} vs node ${expected[name]}`);
+      }
+    });
   }
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+// A valid ONNX model that has no router_logits output (made with python3-onnx, as the recipe's tools).
+const noRouterModel = (() => {
+  const path = join(mkdtempSync(join(tmpdir(), "moe-lab-onnx-")), "no-router.onnx");
+  const script = [
+    "import onnx, sys",
+    "from onnx import helper, TensorProto",
+    "x = helper.make_tensor_value_info('input_ids', TensorProto.INT64, [1, 'seq'])",
+    "y = helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 'seq'])",
+    "graph = helper.make_graph([helper.make_node('Cast', ['input_ids'], ['logits'], to=TensorProto.FLOAT)], 'no_router', [x], [y])",
+    "onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8), sys.argv[1])",
+  ].join("\n");
+  const made = spawnSync("/usr/bin/python3", ["-c", script, path], { encoding: "utf8" });
+  return made.status === 0 ? path : null;
+})();
+
+test("a model without router_logits says so", { skip: skip || (noRouterModel ? false : "python3-onnx is not installed to make the test model"), timeout: testTimeout }, async () => {
+  const fresh = await launch();
+  await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: readFileSync(noRouterModel!) }));
+  const page = await fresh.newPage();
+  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.waitForSelector("[data-testid=model-error]");
+  assert.match(await page.getByTestId("model-error").textContent() ?? "", /no router_logits output \(its outputs: logits\)/);
+  await fresh.close();
 });

@@ -1,9 +1,11 @@
 /**
- * The model worker: fetches an OLMoE-mini checkpoint (once, with progress,
- * kept in Cache Storage for the next visit), opens an onnxruntime-web session
- * on WebGPU when the browser offers an adapter and on WASM otherwise, and
- * runs forward passes. Falls back to WASM when WebGPU fails at session
- * creation or at the first run, and says why.
+ * The model worker: fetches an OLMoE-mini checkpoint (with progress; a
+ * download that stalls is reported), opens an onnxruntime-web session on
+ * WebGPU when the browser offers a hardware adapter and on WASM otherwise,
+ * and runs forward passes. Falls back to WASM when WebGPU fails at session
+ * creation or at the first run, and says why. A file is kept in Cache
+ * Storage for the next visit only once it has opened as a session with a
+ * `router_logits` output; a cached copy that no longer opens is replaced.
  */
 import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
@@ -39,14 +41,58 @@ async function load(request: LoadRequest): Promise<void> {
     runtime.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     runtime.env.logLevel = "error";
   }
-  const { bytes, fromCache } = await fetchModel(request.modelUrl);
+  let model = await fetchModel(request.modelUrl);
+  try {
+    await openSession(model.bytes, request);
+  } catch (error) {
+    if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
+    // A cached copy that no longer opens (written by an older page, or damaged
+    // on disk): drop it and download the file once more.
+    await dropCached(request.modelUrl);
+    model = await fetchModel(request.modelUrl);
+    await openSession(model.bytes, request).catch((again) => {
+      throw new Error(`the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`);
+    });
+  }
+  // Only a file that opened as an inference session with the outputs the lab
+  // reads is kept for the next visit: a corrupt download is never cached.
+  if (!model.fromCache) await storeCached(request.modelUrl, model.bytes);
+  const { bytes, fromCache } = model;
+  firstRun = true;
+  post({ type: "loaded", backend, fallbackReason, loadMs: performance.now() - started, fromCache, bytes: bytes.byteLength });
+}
+
+interface Adapter {
+  isFallbackAdapter?: boolean;
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+}
+
+/**
+ * Why this worker should not use WebGPU, or null when it should. A software
+ * adapter (the browser flags it `isFallbackAdapter`, or names SwiftShader in
+ * its info) is used only when the reader asked for WebGPU (`?ep=webgpu`).
+ */
+async function whyNotWebGpu(forced: boolean): Promise<string | null> {
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<Adapter | null> } }).gpu;
+  if (!gpu) return "this browser has no WebGPU (navigator.gpu is missing)";
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  if (!adapter) return "WebGPU offered no adapter";
+  // GPUAdapterInfo's fields are getters on its prototype: read them by name
+  // (Object.values sees none). Chromium moved isFallbackAdapter into the info.
+  const info = adapter.info ?? {};
+  const names = [info.vendor, info.architecture, info.device, info.description].join(" ");
+  const software = adapter.isFallbackAdapter === true || info.isFallbackAdapter === true || /swiftshader/i.test(names);
+  if (software && !forced) return "the only WebGPU adapter is a software one (SwiftShader), slower than WASM; add ?ep=webgpu to the address to use it anyway";
+  return null;
+}
+
+/** Opens `bytes` on WebGPU when it should and can, on WASM otherwise; checks the outputs the lab reads. */
+async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<void> {
   modelBytes = bytes;
   fallbackReason = null;
   backend = "wasm";
-  let adapterReason: string | null = null;
-  if (request.backend === "wasm") adapterReason = "WASM was requested (?ep=wasm)";
-  else if (!("gpu" in navigator)) adapterReason = "this browser has no WebGPU (navigator.gpu is missing)";
-  else if (!(await (navigator as Navigator & { gpu: { requestAdapter(): Promise<unknown> } }).gpu.requestAdapter())) adapterReason = "WebGPU offered no adapter";
+  session = null;
+  const adapterReason = request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
   if (adapterReason === null) {
     try {
       ort = ortWebGpu as unknown as Ort;
@@ -56,10 +102,12 @@ async function load(request: LoadRequest): Promise<void> {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  session = backend === "webgpu" ? session : null;
   if (!session) await openWasm(bytes);
-  firstRun = true;
-  post({ type: "loaded", backend, fallbackReason, loadMs: performance.now() - started, fromCache, bytes: bytes.byteLength });
+  const outputs = session!.outputNames;
+  if (!outputs.includes("router_logits")) {
+    session = null;
+    throw new Error(`the model has no router_logits output (its outputs: ${outputs.join(", ") || "none"}), so there is nothing to route`);
+  }
 }
 
 async function run(request: RunRequest): Promise<void> {
@@ -92,36 +140,66 @@ async function openWasm(bytes: Uint8Array): Promise<void> {
   backend = "wasm";
 }
 
-/** The model's bytes from Cache Storage, or from the network with progress (then cached). */
+/** A download that delivers no byte for this long is reported as stalled (the file is 8 MB). */
+const STALL_MS = 30_000;
+
+async function openCache(): Promise<Cache | null> {
+  return "caches" in self ? await caches.open(CACHE).catch(() => null) : null;
+}
+
+/** The model's bytes from Cache Storage, or from the network with progress. */
 async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
-  const cache = "caches" in self ? await caches.open(CACHE).catch(() => null) : null;
-  const cached = await cache?.match(url);
+  const cached = await (await openCache())?.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     post({ type: "progress", loaded: bytes.byteLength, total: bytes.byteLength, fromCache: true });
     return { bytes, fromCache: true };
   }
-  const response = await fetch(url);
-  if (!response.ok || !response.body) throw new Error(`the model could not be downloaded (HTTP ${response.status} for ${url.split("/").pop()})`);
-  const total = Number(response.headers.get("content-length")) || null;
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    post({ type: "progress", loaded, total, fromCache: false });
+  const file = url.split("/").pop();
+  const abort = new AbortController();
+  let stalled = false;
+  let timer = setTimeout(() => { stalled = true; abort.abort(); }, STALL_MS);
+  const patience = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { stalled = true; abort.abort(); }, STALL_MS);
+  };
+  try {
+    const response = await fetch(url, { signal: abort.signal });
+    if (!response.ok || !response.body) throw new Error(`the model could not be downloaded (HTTP ${response.status} for ${file})`);
+    const total = Number(response.headers.get("content-length")) || null;
+    const reader = response.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let loaded = 0;
+    for (;;) {
+      patience();
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.byteLength;
+      post({ type: "progress", loaded, total, fromCache: false });
+    }
+    if (total !== null && loaded !== total) throw new Error(`the download of ${file} ended after ${loaded} of ${total} bytes; reload the page to try again`);
+    const bytes = new Uint8Array(loaded);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return { bytes, fromCache: false };
+  } catch (error) {
+    if (stalled) throw new Error(`the download of ${file} stalled: no data arrived for ${STALL_MS / 1000} s; check the connection and reload the page`);
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  await cache?.put(url, new Response(bytes.slice(), { headers: { "content-type": "application/octet-stream" } })).catch(() => undefined);
-  return { bytes, fromCache: false };
+}
+
+async function storeCached(url: string, bytes: Uint8Array): Promise<void> {
+  await (await openCache())?.put(url, new Response(bytes.slice(), { headers: { "content-type": "application/octet-stream" } })).catch(() => undefined);
+}
+
+async function dropCached(url: string): Promise<void> {
+  await (await openCache())?.delete(url).catch(() => false);
 }
 
 function describe(error: unknown): string {
