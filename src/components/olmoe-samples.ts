@@ -3,6 +3,7 @@
 // sample window, with each sequence's domain: real logits for the pages that
 // first explain an idea on synthetic ones.
 import { ModelClient } from "./model-client.js";
+import { backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
 import { joinWindows } from "../lib/model/windows.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
@@ -11,6 +12,8 @@ import type { RouterLogits } from "../lib/types.js";
 export interface SampleBatch {
   checkpoint: string;
   backend: string;
+  /** Why WASM ran instead of WebGPU (null when WebGPU ran). */
+  fallbackReason: string | null;
   logits: RouterLogits;
   sequenceLengths: number[];
   /** The checkpoint's selection bias, layers × experts, when its file has one. */
@@ -30,22 +33,29 @@ export interface SampleBatchOptions {
   length?: number;
   /** Sequences per domain. */
   perDomain?: number;
+  /** What is happening and how far along (0–1), for a progress line while the page waits. */
+  onProgress?: (message: string, fraction: number) => void;
 }
 
 export async function routeSampleBatch(options: SampleBatchOptions): Promise<SampleBatch> {
   const sequences = sampleSequences(new Tokenizer(options.tokenizer), options.samples, options.length, options.perDomain);
   const client = new ModelClient(options.workerUrl);
+  const progress = options.onProgress ?? (() => {});
+  client.onProgress = (loaded, total, fromCache) =>
+    progress(fromCache ? `${options.checkpoint}: read from this browser's cache` : `${options.checkpoint}: downloading (${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`, total ? 0.5 * (loaded / total) : 0);
   try {
-    const loaded = await client.load({ modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: "auto" });
+    progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
+    const loaded = await client.load({ modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() });
     const parts = [];
     let ms = 0;
-    for (const sequence of sequences) {
+    for (const [i, sequence] of sequences.entries()) {
+      progress(`${options.checkpoint}: routing sequence ${i + 1} of ${sequences.length} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`, 0.5 + 0.5 * (i / sequences.length));
       const result = await client.forward(sequence.ids);
       ms += result.ms;
       parts.push(result);
     }
     const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
-    return { checkpoint: options.checkpoint, backend: loaded.backend, logits, sequenceLengths, selectionBias, domains: sequences.map((s) => s.domain), ms };
+    return { checkpoint: options.checkpoint, backend: loaded.backend, fallbackReason: loaded.fallbackReason, logits, sequenceLengths, selectionBias, domains: sequences.map((s) => s.domain), ms };
   } finally {
     client.terminate();
   }
