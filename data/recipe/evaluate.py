@@ -107,7 +107,7 @@ def evaluate(state_path, corpus):
     kept = doc_tokens > 0
     return {
         "arm": arm["arm"], "seed": arm["seed"], "arm_config": arm, "run": arms.run_id(arm),
-        "device": state.get("device", "cpu"),
+        "device": state.get("device", "cpu"), "torch_seed": state.get("torch_seed", arms.torch_seed(arm)),
         "strategy": state["strategy"], "steps": state["step"], "config": state["config"],
         "training_tokens": state["step"] * arms.BATCH_SEQUENCES * WINDOW, "training_seconds": state["elapsed"],
         "heldout_tokens": {name: int(count[d]) for d, name in enumerate(DOMAINS)},

@@ -121,6 +121,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda where one exists)")
     parser.add_argument("--save-every", type=int, default=50)
+    parser.add_argument("--stop-after", type=int, default=None, help="save and stop after this many steps of this call, as an interruption would (a rerun continues)")
     parser.add_argument("--small", action="store_true", help="tiny model for the smoke test")
     args = parser.parse_args()
     try:
@@ -153,7 +154,10 @@ def main():
         if not arms.same(recorded, arm):
             sys.exit(f"train.py: {name}: {run_dir} holds another arm's run ({json.dumps(recorded)}); refusing to mix them")
     elif os.path.exists(state_path):
-        recorded_strategy = torch.load(state_path, map_location="cpu").get("strategy")
+        try:
+            recorded_strategy = torch.load(state_path, map_location="cpu").get("strategy")
+        except Exception as error:  # a truncated or foreign file: say so, never start over silently
+            sys.exit(f"train.py: {name}: cannot resume from {state_path} ({type(error).__name__}: {error}); move it away to train this arm from step 0")
         if arm["seed"] != 1 or recorded_strategy != arm["arm"] or not arms.same(arm, arms.shipped(arm["arm"])):
             sys.exit(f"train.py: {name}: {run_dir} holds a run without arm.json that is not this arm's; refusing to mix them")
     with open(arm_path + ".tmp", "w") as f:
@@ -258,6 +262,10 @@ def main():
             print(f"{name} step {step}/{steps} ce {record['ce']:.3f} lbl {record['lbl_switch']:.3f} maxvio {record['max_vio_global']:.2f} {BATCH_SEQUENCES * SEQUENCE * (step + 1 - start) / max(elapsed, 1e-9):.0f} tok/s", file=sys.stderr)
         if (step + 1) % args.save_every == 0 or step == steps - 1:
             save(step + 1)
+        if args.stop_after is not None and step + 1 - start >= args.stop_after and step + 1 < steps:
+            save(step + 1)
+            print(f"{name}: stopped after step {step + 1} of {steps} (--stop-after); rerun to continue", file=sys.stderr)
+            return
     print(json.dumps({"arm": arm["arm"], "seed": arm["seed"], "run": name, "steps": steps, "elapsed_s": elapsed, "device": device.type}))
 
 

@@ -4,7 +4,7 @@
 // A checkpoint not trained yet is skipped with that reason, never faked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 import { computeLosses } from "../../src/lib/losses/index.js";
@@ -55,4 +55,52 @@ const allMeasured = strategies.every((s) => existsSync(metricsPath(s)));
 test("none collapses where the balanced strategies do not (held-out MaxVio)", { skip: allMeasured ? false : "not every checkpoint is measured yet" }, () => {
   const vio = Object.fromEntries(strategies.map((s) => [s, JSON.parse(readFileSync(metricsPath(s), "utf8")).max_vio.mean as number]));
   for (const s of ["micro", "global", "loss-free"]) assert.ok(vio.none > vio[s], `MaxVio none ${vio.none} vs ${s} ${vio[s]}`);
+});
+
+// Every trained arm in data/metrics (the shipped four and the campaign's):
+// its log and its metrics tell the same story, and seeds are paired.
+const metricFiles = readdirSync(`${dataDir}metrics`).filter((f) => f.endsWith(".json")).sort();
+const armOf = new Map<string, { arm: string; seed: number; config: Record<string, unknown> }>();
+for (const file of metricFiles) {
+  const run = file.replace(/\.json$/, "");
+  test(`arm ${run}: metrics name the arm and seed, and agree with the training log on tokens, steps and final values`, () => {
+    const m = JSON.parse(readFileSync(`${dataDir}metrics/${file}`, "utf8"));
+    assert.equal(typeof m.arm, "string", "metrics name their arm");
+    assert.ok(Number.isInteger(m.seed) && m.seed >= 1, "metrics name their seed");
+    assert.equal(run, m.seed === 1 ? m.arm : `${m.arm}.seed${m.seed}`, "the file is named after arm and seed");
+    assert.deepEqual(m.arm_config.arm, m.arm);
+    assert.equal(m.arm_config.seed, m.seed);
+    armOf.set(run, { arm: m.arm, seed: m.seed, config: m.arm_config });
+    const log = readFileSync(`${dataDir}logs/${run}.jsonl`, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(log.map((r) => r.step), [...Array(m.steps).keys()], "one line per step, every step, in order");
+    const last = log.at(-1);
+    assert.equal(last.tokens, m.training_tokens, "tokens");
+    assert.ok(Math.abs(last.elapsed_s - m.training_seconds) < 1, `training time: log ${last.elapsed_s} s, metrics ${m.training_seconds} s`);
+    for (const key of ["ce", "lbl_switch", "z_olmoe", "max_vio_global"]) assert.ok(Number.isFinite(last[key]), `final ${key}`);
+    // the z-loss terms logged agree with each other exactly as defined (olmoe = st_moe / k)
+    assert.ok(Math.abs(last.z_olmoe * m.config.top_k - last.z_st_moe) < 1e-4 * last.z_st_moe, "z_olmoe · k = z_st_moe");
+    if (m.per_document) {
+      const tokens = m.per_document.tokens.reduce((a: number, b: number) => a + b, 0);
+      assert.equal(tokens, m.heldout_tokens.code + m.heldout_tokens.prose, "per-document tokens cover the held-out set");
+      const code = m.per_document.domain.flatMap((d: number, i: number) => (d === 0 ? [i] : []));
+      const ppl = Math.exp(code.reduce((a: number, i: number) => a + m.per_document.nll[i], 0) / code.reduce((a: number, i: number) => a + m.per_document.tokens[i], 0));
+      assert.ok(Math.abs(ppl / m.perplexity.code - 1) < 2e-3, `per-document NLL gives code perplexity ${ppl}, metrics say ${m.perplexity.code}`);
+    }
+    if (log[0].router_entropy !== undefined) {
+      for (const key of ["router_entropy", "router_logit_max", "lse_p50", "lse_p99", "bias_abs_mean", "load_sd"]) assert.ok(Number.isFinite(last[key]), `final ${key}`);
+      if (m.arm_config.bias_rule === null) assert.equal(last.bias_abs_max, 0, "no bias without a bias rule");
+      else assert.ok(last.bias_abs_max > 0, "the bias moved");
+    }
+  });
+}
+
+test("seeds are paired: runs of one seed share the torch seed that fixes initialisation and data order", () => {
+  // recipe: torch seed = 1234 + seed - 1, used for both torch.manual_seed and the batch order
+  const bySeed = new Map<number, string[]>();
+  for (const file of metricFiles) {
+    const m = JSON.parse(readFileSync(`${dataDir}metrics/${file}`, "utf8"));
+    bySeed.set(m.seed, [...(bySeed.get(m.seed) ?? []), m.arm]);
+    if (m.torch_seed !== undefined) assert.equal(m.torch_seed, 1234 + m.seed - 1);
+  }
+  for (const [seed, arms] of bySeed) assert.equal(new Set(arms).size, arms.length, `seed ${seed}: an arm appears twice`);
 });

@@ -7,35 +7,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
+import { makeSmokeCorpus, python, root } from "./smoke-corpus.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const python = "/usr/bin/python3";
 const probe = spawnSync(python, ["-c", "import torch, onnx"], { encoding: "utf8" });
 const missing = probe.status !== 0 ? `${python} cannot import torch and onnx (apt-get install python3-torch python3-onnx libopenblas0-pthread)` : "";
 if (missing && process.env.CI) throw new Error(`CI needs the training recipe's tools: ${missing}`);
 
-test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX → parity", { skip: missing || false, timeout: 600_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "moe-lab-smoke-"));
-  const corpus = join(dir, "corpus");
-  mkdirSync(corpus);
-  // Paragraphs of the committed samples, every fifth one held out.
-  const lines: { train: string[]; heldout: string[] } = { train: [], heldout: [] };
-  for (const name of readdirSync(join(root, "data/samples"))) {
-    const domain = name.startsWith("prose") ? "prose" : "code";
-    const paragraphs = readFileSync(join(root, "data/samples", name), "utf8").split(/\n\s*\n/);
-    paragraphs.forEach((text, i) => (i % 5 === 4 ? lines.heldout : lines.train).push(JSON.stringify({ domain, kind: name, source: `${name}#${i}`, text })));
-  }
-  // Repeat the tiny training split so random windows of 257 tokens always fit.
-  writeFileSync(join(corpus, "train.jsonl"), Array(8).fill(lines.train.join("\n")).join("\n") + "\n");
-  writeFileSync(join(corpus, "heldout.jsonl"), Array(6).fill(lines.heldout.join("\n")).join("\n") + "\n");
+test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX → parity", { skip: missing || false, timeout: 30 * 60_000 }, async () => {
+  const { dir, corpus } = makeSmokeCorpus("moe-lab-smoke-");
   const run = (command: string, args: string[]) => execFileSync(command, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MOE_LAB_RUNS: join(dir, "runs") } });
-
-  run(process.execPath, ["--import", "tsx", "data/recipe/tokenize.ts", "--vocab", "400", "--corpus", corpus, "--out", dir]);
   assert.equal(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")).vocabSize, 400);
 
   for (const strategy of ["micro", "global", "loss-free", "none"]) {

@@ -1,0 +1,27 @@
+// A toy corpus for the recipe's own tests: paragraphs of the committed
+// samples (every fifth held out), repeated so that random windows of 257
+// tokens always fit, tokenized by the lab's TypeScript tokenizer at 400 ids.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("../../", import.meta.url));
+export const python = "/usr/bin/python3";
+
+export function makeSmokeCorpus(prefix: string): { dir: string; corpus: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const corpus = join(dir, "corpus");
+  mkdirSync(corpus);
+  const lines: { train: string[]; heldout: string[] } = { train: [], heldout: [] };
+  for (const name of readdirSync(join(root, "data/samples"))) {
+    const domain = name.startsWith("prose") ? "prose" : "code";
+    const paragraphs = readFileSync(join(root, "data/samples", name), "utf8").split(/\n\s*\n/);
+    paragraphs.forEach((text, i) => (i % 5 === 4 ? lines.heldout : lines.train).push(JSON.stringify({ domain, kind: name, source: `${name}#${i}`, text })));
+  }
+  writeFileSync(join(corpus, "train.jsonl"), Array(8).fill(lines.train.join("\n")).join("\n") + "\n");
+  writeFileSync(join(corpus, "heldout.jsonl"), Array(6).fill(lines.heldout.join("\n")).join("\n") + "\n");
+  execFileSync(process.execPath, ["--import", "tsx", "data/recipe/tokenize.ts", "--vocab", "400", "--corpus", corpus, "--out", dir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  return { dir, corpus };
+}
