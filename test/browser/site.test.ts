@@ -4,7 +4,7 @@
 // to exactly what the library computes here in Node.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { BrowserContext, Page } from "playwright-core";
 import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
@@ -14,8 +14,10 @@ import { syntheticBatch, domainMix } from "../../src/lib/synthetic.js";
 import { summarize } from "../../src/lib/summary.js";
 import { lossRecord } from "../../src/lib/losses/index.js";
 import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-layer.js";
+import { pairedInterval } from "../../src/lib/statistics.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
+const root = fileURLToPath(new URL("../../", import.meta.url));
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
 // Pages whose figures need something first: the model's output, or a file from the reader.
 const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
@@ -195,4 +197,36 @@ test("a missing address gets the lab's 404 page, whose links lead back into the 
   await page.waitForURL(site.url + "z-loss");
   await page.getByRole("heading", { name: "Router z-loss" }).first().waitFor();
   await page.close();
+});
+
+test("ablation and z-loss: every comparison of trained arms states its interval, and its verdict follows from it", { timeout: testTimeout }, async () => {
+  const runs = readdirSync(`${root}data/metrics`).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(`${root}data/metrics/${f}`, "utf8")));
+  const bits = (arm: string) => new Map(runs.filter((m) => m.arm === arm).map((m) => [m.seed, m.specialisation_bits.mean]));
+  const expected = pairedInterval(bits("global"), bits("micro"));
+  for (const [path, list] of [["ablation", "comparisons"], ["z-loss", "z-comparisons"]]) {
+    const { page, problems } = await open(path);
+    const items = page.getByTestId(list).locator("[data-testid=comparison]");
+    if (path === "z-loss" && !runs.some((m) => m.arm === "global-z-no-divk" || m.arm === "global-no-z")) {
+      await page.getByTestId("z-arms-missing").waitFor();
+      assert.equal(await page.getByTestId("z-comparisons").count(), 0, "no z-loss claim without its arms");
+      await page.close();
+      continue;
+    }
+    await eventually(async () => assert.ok((await items.count()) > 0, "comparisons shown"));
+    for (const item of await items.all()) {
+      const interval = (await item.getByTestId("interval").textContent()) ?? "";
+      const verdict = (await item.getByTestId("verdict").textContent()) ?? "";
+      assert.match(interval, /95 % interval .+ over \d+ paired seeds|no interval from one seed|no seed trained for both arms yet/, `every comparison states its interval: ${interval}`);
+      if (!/95 % interval/.test(interval)) assert.match(verdict, /not resolved at this scale|no difference resolved/, `no verdict without an interval: ${interval} → ${verdict}`);
+    }
+    if (path === "ablation") {
+      // the first claim (Qiu et al.: global vs micro specialisation) shows what the statistics module computes here
+      const first = (await items.first().getByTestId("interval").textContent()) ?? "";
+      assert.ok(first.startsWith(`${expected.mean >= 0 ? "+" : "−"}${Math.abs(expected.mean).toFixed(3)} bits`), `${first} vs mean ${expected.mean}`);
+      if (expected.low !== null) assert.ok(first.includes(`over ${expected.n} paired seeds`));
+      await page.getByTestId("seed-figure").locator("svg").first().waitFor();
+    }
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
 });

@@ -1,0 +1,137 @@
+// Comparisons of trained OLMoE-mini arms for the ablation and z-loss pages.
+// Every sentence that compares two arms is built here from a paired interval
+// over seeds (statistics.ts), so no page can state a difference from two
+// bare means: with one seed the sentence says the comparison is unresolved.
+import { html } from "htl";
+import { meanSd, pairedInterval, tInterval, verdict, type Interval, type MeanSd, type Verdict } from "../lib/statistics.js";
+
+/** One trained run as the ablation data loader lists it (src/data/ablation.json.ts). */
+export interface Run {
+  run: string;
+  arm: string;
+  seed: number;
+  config: Record<string, unknown> | null;
+  metrics: {
+    perplexity: { code: number; prose: number };
+    maxVio: number;
+    bits: number;
+    deadExperts: number;
+    router: { entropy_mean: number; logit_max: number; lse_mean: number; lse_p99: number } | null;
+  };
+  bootstrap: Record<"code" | "prose", { low: number; high: number; documents: number }> | null;
+  curve: Record<string, number>[];
+}
+
+/** What a comparison measures on a run, and how a difference of it reads. */
+export interface Measure {
+  key: string;
+  label: string;
+  value: (run: Run) => number | undefined;
+  /** How a difference `arm − reference` is shown. */
+  format: (difference: number) => string;
+}
+
+const percent = (d: number) => `${d >= 0 ? "+" : "−"}${Math.abs(100 * (Math.exp(d) - 1)).toFixed(2)} %`;
+const plain = (digits: number) => (d: number) => `${d >= 0 ? "+" : "−"}${Math.abs(d).toFixed(digits)}`;
+
+/**
+ * Perplexities are compared as differences of their logarithms (the held-out
+ * cross-entropy in nats), shown as a relative change of perplexity.
+ */
+export const measures: Record<string, Measure> = {
+  pplCode: { key: "pplCode", label: "held-out perplexity on code", value: (r) => Math.log(r.metrics.perplexity.code), format: percent },
+  pplProse: { key: "pplProse", label: "held-out perplexity on prose", value: (r) => Math.log(r.metrics.perplexity.prose), format: percent },
+  maxVio: { key: "maxVio", label: "held-out MaxVio", value: (r) => r.metrics.maxVio, format: plain(3) },
+  bits: { key: "bits", label: "specialisation I(domain; expert)", value: (r) => r.metrics.bits, format: (d) => `${plain(3)(d)} bits` },
+  entropy: { key: "entropy", label: "held-out router entropy", value: (r) => r.metrics.router?.entropy_mean, format: (d) => `${plain(3)(d)} nats` },
+  logitMax: { key: "logitMax", label: "largest held-out router logit", value: (r) => r.metrics.router?.logit_max, format: plain(2) },
+};
+
+/** Values of a measure per seed for one arm. */
+export function bySeed(runs: readonly Run[], arm: string, measure: Measure): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of runs) {
+    if (r.arm !== arm) continue;
+    const v = measure.value(r);
+    if (v !== undefined && Number.isFinite(v)) out.set(r.seed, v);
+  }
+  return out;
+}
+
+export function armSummary(runs: readonly Run[], arm: string, measure: Measure): MeanSd & { values: number[] } {
+  const values = [...bySeed(runs, arm, measure).values()];
+  return { ...meanSd(values), values };
+}
+
+export interface Comparison {
+  arm: string;
+  reference: string;
+  measure: Measure;
+  interval: Interval & { seeds: number[] };
+  /** The paper's claimed direction of `arm − reference`, if a paper claims one. */
+  expected?: "lower" | "higher";
+  claim?: string;
+  verdict: Verdict | "a difference resolved at this scale" | "no difference resolved at this scale";
+}
+
+export function compare(runs: readonly Run[], arm: string, reference: string, measure: Measure, expected?: "lower" | "higher", claim?: string): Comparison {
+  const interval = pairedInterval(bySeed(runs, arm, measure), bySeed(runs, reference, measure));
+  const judged = expected
+    ? verdict(interval, expected)
+    : interval.low !== null && interval.high !== null && (interval.low > 0 || interval.high < 0)
+      ? "a difference resolved at this scale"
+      : "no difference resolved at this scale";
+  return { arm, reference, measure, interval, expected, claim, verdict: judged };
+}
+
+/** "+1.2 % [−0.5 %, +2.9 %] over 3 paired seeds", or why there is no interval. */
+export function describeInterval(c: Comparison): string {
+  const { interval, measure } = c;
+  if (interval.n === 0) return "no seed trained for both arms yet";
+  if (interval.low === null || interval.high === null) return `${measure.format(interval.mean)} on the one seed both arms have (no interval from one seed)`;
+  return `${measure.format(interval.mean)} [95 % interval ${measure.format(interval.low)}, ${measure.format(interval.high)}] over ${interval.n} paired seeds`;
+}
+
+/** The sentence for one comparison: the measured difference with its interval, then what it says. */
+export function comparisonSentence(c: Comparison): HTMLElement {
+  const what = html`<code>${c.arm}</code> against <code>${c.reference}</code>, ${c.measure.label}: <span data-testid="interval">${describeInterval(c)}</span>`;
+  const reading = c.claim
+    ? html` — the paper's claim that ${c.claim} is <strong data-testid="verdict">${c.verdict === "consistent with the paper" ? "consistent with this run" : c.verdict === "contradicts the paper" ? "contradicted here" : "not resolved at this scale"}</strong>.`
+    : html` — <strong data-testid="verdict">${c.verdict}</strong>.`;
+  return html`<li data-testid="comparison">${what}${reading}</li>` as HTMLElement;
+}
+
+/** Mean and t interval over seeds of one arm, for a figure's interval bar. */
+export function seedInterval(runs: readonly Run[], arm: string, measure: Measure): Interval {
+  return tInterval([...bySeed(runs, arm, measure).values()]);
+}
+
+/** A moving average over a series (centred where it can be), for noisy per-step curves. */
+export function movingAverage(values: readonly number[], window: number): number[] {
+  const half = Math.floor(window / 2);
+  return values.map((_, i) => {
+    const from = Math.max(0, i - half);
+    const to = Math.min(values.length, i + half + 1);
+    let sum = 0;
+    for (let j = from; j < to; j++) sum += values[j];
+    return sum / (to - from);
+  });
+}
+
+/**
+ * Per-seed differences of a logged quantity between two arms over training
+ * (the arms share each seed's batches, so step by step the difference is
+ * paired), smoothed by a moving average.
+ */
+export function pairedCurves(runs: readonly Run[], arm: string, reference: string, key: string, window = 9): { seed: number; tokens: number; difference: number }[] {
+  const out: { seed: number; tokens: number; difference: number }[] = [];
+  for (const a of runs.filter((r) => r.arm === arm)) {
+    const b = runs.find((r) => r.arm === reference && r.seed === a.seed);
+    if (!b) continue;
+    const byStep = new Map(b.curve.map((p) => [p.step, p[key]]));
+    const points = a.curve.filter((p) => Number.isFinite(p[key]) && Number.isFinite(byStep.get(p.step)));
+    const smoothed = movingAverage(points.map((p) => p[key] - byStep.get(p.step)!), window);
+    points.forEach((p, i) => out.push({ seed: a.seed, tokens: p.tokens, difference: smoothed[i] }));
+  }
+  return out;
+}
