@@ -5,6 +5,7 @@ import { readLogits } from "../src/lib/io/read.js";
 import { readNpy, writeNpy } from "../src/lib/io/npy.js";
 import { readSafetensors, writeSafetensors } from "../src/lib/io/safetensors.js";
 import { LabInputError } from "../src/lib/types.js";
+import { describeReadError } from "../src/lib/io/read-error.js";
 
 const values = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i) * 3);
 
@@ -89,4 +90,12 @@ test("a dtype we do not read is named, with the ones we do", () => {
   const st = writeSafetensors({ x: { data: values, shape: [2, 3, 4] } });
   const header = new TextDecoder().decode(st).replace('"F32"', '"I32"');
   assert.throws(() => readLogits(new TextEncoder().encode(header), "a.safetensors"), /dtype I32.*F16, BF16, F32 or F64/);
+});
+
+test("a read error is called 'too large' only when an allocation failed", () => {
+  assert.equal(describeReadError(new LabInputError("x.npy is empty")), "x.npy is empty");
+  assert.match(describeReadError(new RangeError("Array buffer allocation failed")), /more memory than this browser tab could allocate/);
+  assert.match(describeReadError(new RangeError("Invalid typed array length: 4294967296")), /more memory than this browser tab/);
+  assert.equal(describeReadError(new RangeError("Maximum call stack size exceeded")), "unexpected error, please report it: Maximum call stack size exceeded");
+  assert.equal(describeReadError(new TypeError("x is undefined")), "unexpected error, please report it: x is undefined");
 });

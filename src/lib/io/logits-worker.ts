@@ -10,6 +10,7 @@ import { SummaryBuilder } from "../summary.js";
 import { BiasReplayBuilder } from "../loss-free.js";
 import { blobSource, planLogits, streamLogits, type ByteSource, type LogitsPlan } from "./stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
+import { describeReadError as describe } from "./read-error.js";
 
 let source: ByteSource | null = null;
 let plan: LogitsPlan | null = null;
@@ -54,15 +55,3 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
     post({ id, type: "error", message: describe(error) });
   }
 };
-
-/** A message for the reader: the lab's own, an allocation that did not fit, or the unexpected one as it is. */
-function describe(error: unknown): string {
-  if (error instanceof LabInputError) return error.message;
-  const message = error instanceof Error ? error.message : String(error);
-  // Only a failed allocation means "too large"; other RangeErrors (a deep
-  // recursion, a bad length computed from a corrupt header) are bugs to report.
-  if (error instanceof RangeError && /Array buffer allocation failed|Invalid (typed )?array length|out of memory/i.test(message)) {
-    return `this file needs more memory than this browser tab could allocate (${message})`;
-  }
-  return `unexpected error, please report it: ${message}`;
-}
