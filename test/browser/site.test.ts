@@ -17,7 +17,6 @@ import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-l
 import { pairedInterval } from "../../src/lib/statistics.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
 // Pages whose figures need something first: the model's output, or a file from the reader.
 const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
@@ -200,13 +199,16 @@ test("a missing address gets the lab's 404 page, whose links lead back into the 
 });
 
 test("ablation and z-loss: every comparison of trained arms states its interval, and its verdict follows from it", { timeout: testTimeout }, async () => {
-  const runs = readdirSync(`${root}data/metrics`).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(`${root}data/metrics/${f}`, "utf8")));
-  const bits = (arm: string) => new Map(runs.filter((m) => m.arm === arm).map((m) => [m.seed, m.specialisation_bits.mean]));
+  // the runs as built into dist/ (the campaign may publish new arms into data/ while tests run)
+  const built = readdirSync(`${dist}_file/data`).find((f) => /^ablation\.[0-9a-f]+\.json$/.test(f));
+  assert.ok(built, "the ablation data loader's output is in dist/");
+  const runs: { arm: string; seed: number; metrics: { bits: number } }[] = JSON.parse(readFileSync(`${dist}_file/data/${built}`, "utf8")).runs;
+  const bits = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r.metrics.bits]));
   const expected = pairedInterval(bits("global"), bits("micro"));
   for (const [path, list] of [["ablation", "comparisons"], ["z-loss", "z-comparisons"]]) {
     const { page, problems } = await open(path);
     const items = page.getByTestId(list).locator("[data-testid=comparison]");
-    if (path === "z-loss" && !runs.some((m) => m.arm === "global-z-no-divk" || m.arm === "global-no-z")) {
+    if (path === "z-loss" && !runs.some((r) => r.arm === "global-z-no-divk" || r.arm === "global-no-z")) {
       await page.getByTestId("z-arms-missing").waitFor();
       assert.equal(await page.getByTestId("z-comparisons").count(), 0, "no z-loss claim without its arms");
       await page.close();
