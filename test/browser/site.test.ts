@@ -58,20 +58,24 @@ for (const path of pages) {
   test(`page /${path} renders formulas and figures with no error`, { timeout: testTimeout }, async () => {
     const { page, problems } = await open(path);
     if (waitFor[path]) await page.waitForSelector(waitFor[path]);
+    // cells run one after another (later on a loaded machine): wait until every
+    // figure has drawn its marks and the formulas are typeset
+    await eventually(async () => {
+      assert.ok((await page.locator(".katex").count()) > 0, "no formula rendered");
+      const figures = await page.$$eval("svg[class^='plot']", (svgs) =>
+        svgs
+          .filter((svg) => !svg.closest("[class$='-ramp']") && svg.getAttribute("height") !== "50")
+          .map((svg) => {
+            const marks = [...svg.querySelectorAll(":scope > g[aria-label]")].filter((g) => !/axis|tick|grid|rule|label|text/.test(g.getAttribute("aria-label") ?? ""));
+            return marks.reduce((count, g) => count + g.children.length, 0);
+          }),
+      );
+      if (!figureless.has(path)) assert.ok(figures.length > 0, "no figure on the page");
+      figures.forEach((marks, i) => assert.ok(marks > 0, `figure ${i} is empty`));
+    });
     const errorCells = await page.$$eval(".observablehq--error", (els) => els.map((e) => e.textContent));
     assert.deepEqual(errorCells, [], "cells in error");
     assert.equal(await page.locator(".katex-error").count(), 0, "unrendered formula");
-    assert.ok((await page.locator(".katex").count()) > 0, "no formula rendered");
-    const figures = await page.$$eval("svg[class^='plot']", (svgs) =>
-      svgs
-        .filter((svg) => !svg.closest("[class$='-ramp']") && svg.getAttribute("height") !== "50")
-        .map((svg) => {
-          const marks = [...svg.querySelectorAll(":scope > g[aria-label]")].filter((g) => !/axis|tick|grid|rule|label|text/.test(g.getAttribute("aria-label") ?? ""));
-          return marks.reduce((count, g) => count + g.children.length, 0);
-        }),
-    );
-    if (!figureless.has(path)) assert.ok(figures.length > 0, "no figure on the page");
-    figures.forEach((marks, i) => assert.ok(marks > 0, `figure ${i} is empty`));
     assert.deepEqual(problems, []);
     assert.deepEqual(site.outside, [], "requests outside the base path");
     await page.close();

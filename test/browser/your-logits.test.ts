@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BrowserContext, Page } from "playwright-core";
 import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
+import { eventually } from "./eventually.js";
 import { serveDist, type StaticSite } from "../../tools/static-server.js";
 import { writeNpy } from "../../src/lib/io/npy.js";
 import { writeSafetensors } from "../../src/lib/io/safetensors.js";
@@ -45,7 +46,16 @@ const cli = (path: string, ...args: string[]) => JSON.parse(execFileSync(process
 async function open(): Promise<{ page: Page; problems: string[]; requests: string[] }> {
   const page = await browser.newPage();
   const problems = watchProblems(page);
+  const seen: string[] = [];
+  page.on("request", (r) => seen.push(r.url()));
   await page.goto(`${site.url}your-logits`, { waitUntil: "networkidle" });
+  // The page fetches its parsing worker and the OLMoE-mini reference data once, as its
+  // cells run (later than "network idle" on a loaded machine): wait for both, then
+  // record what is requested from here on, which must be nothing.
+  await eventually(async () => {
+    assert.ok(seen.some((u) => /logits-worker\.[0-9a-f]+\.js$/.test(u)), "the parsing worker was loaded");
+    assert.ok(seen.some((u) => /ablation\.[0-9a-f]+\.json$/.test(u)), "the reference data was loaded");
+  });
   const requests: string[] = [];
   page.on("request", (r) => { if (!r.url().startsWith("blob:") && !r.url().startsWith("data:")) requests.push(r.url()); });
   return { page, problems, requests };
