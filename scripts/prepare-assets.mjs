@@ -45,7 +45,7 @@ const ortDist = dirname(require.resolve("onnxruntime-web/webgpu"));
 // Two builds: the plain SIMD one for the WASM backend, the asyncify one for WebGPU.
 for (const file of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]) copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
 
-for (const [entry, out] of [["src/lib/model/worker.ts", "model-worker.js"], ["src/lib/io/logits-worker.ts", "logits-worker.js"]]) {
+for (const [entry, out] of [["src/workers/model-worker.ts", "model-worker.js"], ["src/workers/logits-worker.ts", "logits-worker.js"]]) {
   await build({
     entryPoints: [new URL(entry, root).pathname],
     outfile: new URL(out, assets).pathname,

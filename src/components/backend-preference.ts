@@ -1,4 +1,4 @@
-import type { BackendPreference } from "../lib/model/protocol.js";
+import type { BackendPreference } from "../workers/model-protocol.js";
 
 /**
  * The runtime the reader asked for in the address: `?ep=wasm` or `?ep=webgpu`

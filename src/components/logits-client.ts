@@ -3,7 +3,7 @@
 // every earlier request: their promises reject with `Superseded` (which pages
 // ignore) and any late reply about them is dropped, so an earlier file's
 // header, progress or error can never appear under a later file's name.
-import type { FileDescription, LogitsWorkerMessage, LogitsWorkerRequest } from "../lib/io/logits-protocol.js";
+import type { FileDescription, LogitsWorkerMessage, LogitsWorkerRequest } from "../workers/logits-protocol.js";
 
 export type Summarized = Omit<Extract<LogitsWorkerMessage, { type: "summarized" }>, "type" | "id">;
 type SummarizeRequest = Omit<Extract<LogitsWorkerRequest, { type: "summarize" }>, "type" | "id">;

@@ -1,6 +1,6 @@
 // The page's handle on the model worker: one promise per request, progress
 // through a callback, and a crashed worker turned into an error message.
-import type { LoadRequest, WorkerMessage } from "../lib/model/protocol.js";
+import type { LoadRequest, WorkerMessage } from "../workers/model-protocol.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
 export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type">;

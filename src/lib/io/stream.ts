@@ -21,10 +21,6 @@ export interface ByteSource {
 
 export const MAX_WHOLE_BYTES = 256 * 1024 * 1024;
 
-export function blobSource(blob: Blob, name: string): ByteSource {
-  return { name, size: blob.size, read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()) };
-}
-
 export function bytesSource(bytes: Uint8Array, name: string): ByteSource {
   return { name, size: bytes.length, read: async (start, end) => bytes.subarray(start, end) };
 }

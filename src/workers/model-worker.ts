@@ -9,7 +9,7 @@
  */
 import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
-import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./protocol.js";
+import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 
 type Ort = typeof ortWasm;
 

@@ -6,8 +6,8 @@
  * requests that are no longer current, and the worker abandons a stream as
  * soon as a newer request arrives.
  */
-import type { BiasReplay } from "../loss-free.js";
-import type { RoutingSummary } from "../summary.js";
+import type { BiasReplay } from "../lib/loss-free.js";
+import type { RoutingSummary } from "../lib/summary.js";
 
 export type LogitsWorkerRequest =
   | { id: number; type: "inspect"; file: Blob; name: string }

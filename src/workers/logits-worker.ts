@@ -4,13 +4,18 @@
  * chunks into a routing summary and a replay of expert-bias balancing.
  * Nothing leaves the browser: the file is read from the user's disk only.
  */
-import { LabInputError } from "../types.js";
-import { validateBatch } from "../validate.js";
-import { SummaryBuilder } from "../summary.js";
-import { BiasReplayBuilder } from "../loss-free.js";
-import { blobSource, planLogits, streamLogits, type ByteSource, type LogitsPlan } from "./stream.js";
+import { LabInputError } from "../lib/types.js";
+import { validateBatch } from "../lib/validate.js";
+import { SummaryBuilder } from "../lib/summary.js";
+import { BiasReplayBuilder } from "../lib/loss-free.js";
+import { planLogits, streamLogits, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
-import { describeReadError as describe } from "./read-error.js";
+import { describeReadError as describe } from "../lib/io/read-error.js";
+
+/** A dropped file read by ranges (a Blob is the browser's handle on it). */
+function blobSource(blob: Blob, name: string): ByteSource {
+  return { name, size: blob.size, read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()) };
+}
 
 let source: ByteSource | null = null;
 let plan: LogitsPlan | null = null;
