@@ -64,7 +64,7 @@ def router_statistics(router, probs):
     """What the z-loss acts on: mean router entropy (nats), the largest router logit, lse percentiles."""
     lse = torch.logsumexp(router, -1).reshape(-1)
     entropy = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1).mean()
-    q = torch.quantile(lse, torch.tensor([0.5, 0.9, 0.99], device=lse.device))
+    q = torch.quantile(lse, torch.tensor([0.5, 0.9, 0.99], dtype=lse.dtype, device=lse.device))
     return {"router_entropy": entropy.item(), "router_logit_max": router.max().item(), "lse_p50": q[0].item(), "lse_p90": q[1].item(), "lse_p99": q[2].item(), "lse_max": lse.max().item()}
 
 
