@@ -2,7 +2,9 @@
 // reproducibility, and the ablation's qualitative claims for a fixed seed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defaultLayerConfig, forward, gradients, initialParameters, makeTask, objective, sampleBatch, trainRun, type LayerConfig, type Strategy } from "../src/lib/moe-layer.js";
+import { defaultLayerConfig, forward, gradients, initialParameters, makeTask, objective, sampleBatch, trainRun, trainStep, type LayerConfig, type Strategy } from "../src/lib/moe-layer.js";
+import { summarize } from "../src/lib/summary.js";
+import { lossRecord } from "../src/lib/losses/index.js";
 import { assertClose } from "./helpers.js";
 
 const small: LayerConfig = { ...defaultLayerConfig, experts: 6, topK: 2, inputDim: 5, outputDim: 3, clusters: 3, microBatches: 3, microBatchSize: 4 };
@@ -59,4 +61,22 @@ test("micro-batch LBL forces balance inside single-cluster micro-batches; global
   const mean = (run: typeof micro, key: "maxVioMicro" | "taskLoss") => run.reduce((s, m) => s + m[key], 0) / run.length;
   assert.ok(mean(micro, "maxVioMicro") < mean(global, "maxVioMicro") - 0.3);
   assert.ok(mean(micro, "taskLoss") > mean(global, "taskLoss"), "the specialisation it forbids costs task loss");
+});
+
+test("loss-free: the step's LBL is measured on the loads its biased routing produced", () => {
+  const config: LayerConfig = { ...defaultLayerConfig, strategy: "loss-free" };
+  const task = makeTask(config);
+  const params = initialParameters(config);
+  // a few steps so that the bias is no longer zero
+  for (let step = 0; step < 30; step++) trainStep(config, params, task, step);
+  assert.ok(params.bias.some((b) => b !== 0), "the bias has moved");
+  const batch = sampleBatch(config, task, 30);
+  const f = forward(config, params, batch);
+  const lengths = new Array(config.microBatches).fill(config.microBatchSize);
+  const logits = { data: f.logits, layers: 1, tokens: batch.size, experts: config.experts };
+  const biased = lossRecord(summarize(logits, config.topK, lengths, { selectionBias: params.bias }), 1).lbl.global;
+  const unbiased = lossRecord(summarize(logits, config.topK, lengths), 1).lbl.global;
+  assert.notEqual(biased, unbiased, "the bias changes which experts are chosen here");
+  const metrics = trainStep(config, params, task, 30);
+  assertClose(metrics.lbl, biased, 1e-12, "reported LBL uses the routing's own loads");
 });

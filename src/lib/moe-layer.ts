@@ -154,7 +154,7 @@ export function forward(config: LayerConfig, params: LayerParameters, batch: Bat
 export function objective(config: LayerConfig, params: LayerParameters, batch: Batch): { total: number; task: number; lbl: number; z: number } {
   const f = forward(config, params, batch);
   const task = meanSquaredError(f.outputs, batch.targets);
-  const { lbl, z } = auxiliaryValues(config, routingSummary(config, f.logits, batch.size));
+  const { lbl, z } = auxiliaryValues(config, routingSummary(config, params, f.logits, batch.size));
   return { total: task + auxiliaryWeight(config) * lbl + config.beta * z, task, lbl, z };
 }
 
@@ -172,9 +172,14 @@ function layout(config: LayerConfig): { lengths: number[]; lblName: "lbl.micro_b
   return { lengths: new Array(config.microBatches).fill(config.microBatchSize), lblName: config.strategy === "lbl-micro" ? "lbl.micro_batch" : "lbl.global" };
 }
 
-/** The batch's routing summary (micro-batches as sequences): computed once per step, shared by values and gradients. */
-function routingSummary(config: LayerConfig, logits: Float64Array, size: number): RoutingSummary {
-  return summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, layout(config).lengths);
+/**
+ * The batch's routing summary (micro-batches as sequences): computed once per
+ * step, shared by values and gradients. Loss-free routing chose its experts by
+ * probability + bias, so its summary counts the loads with that same bias.
+ */
+function routingSummary(config: LayerConfig, params: LayerParameters, logits: Float64Array, size: number): RoutingSummary {
+  const selectionBias = config.strategy === "loss-free" ? params.bias : undefined;
+  return summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, layout(config).lengths, { selectionBias });
 }
 
 function auxiliaryValues(config: LayerConfig, summary: RoutingSummary): { lbl: number; z: number } {
@@ -189,7 +194,7 @@ function auxiliaryValues(config: LayerConfig, summary: RoutingSummary): { lbl: n
  */
 export function gradients(
   config: LayerConfig, params: LayerParameters, batch: Batch,
-  f = forward(config, params, batch), summary = routingSummary(config, f.logits, batch.size),
+  f = forward(config, params, batch), summary = routingSummary(config, params, f.logits, batch.size),
 ): { router: Float64Array; experts: Float64Array } {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
@@ -237,7 +242,7 @@ export function gradients(
 export function trainStep(config: LayerConfig, params: LayerParameters, task: Task, step: number): StepMetrics {
   const batch = sampleBatch(config, task, step);
   const f = forward(config, params, batch);
-  const summary = routingSummary(config, f.logits, batch.size);
+  const summary = routingSummary(config, params, f.logits, batch.size);
   const grads = gradients(config, params, batch, f, summary);
   for (let i = 0; i < params.router.length; i++) params.router[i] -= config.learningRate * grads.router[i];
   for (let i = 0; i < params.experts.length; i++) params.experts[i] -= config.learningRate * grads.experts[i];
