@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeNpy } from "../src/lib/io/npy.js";
+import { npyHeader, writeNpy } from "../src/lib/io/npy.js";
 import { writeSafetensors } from "../src/lib/io/safetensors.js";
 import { assertClose } from "./helpers.js";
 
@@ -92,7 +92,7 @@ const bad: [string, () => string[], RegExp][] = [
   ["/dev/zero", () => ["losses", "/dev/zero", "--top-k", "1"], /it is a character device/],
   // a shape is checked before anything is sized from it
   ["a tiny file declaring [1, 5e9, 0, 8]", () => ["losses", file("huge-shape.safetensors", safetensorsWithHeader({ x: { dtype: "F32", shape: [1, 5e9, 0, 8], data_offsets: [0, 0] } }))], /a dimension of 0 holds no router logits/],
-  ["a tiny .npy declaring [1, 1e8, 0, 8]", () => ["losses", file("huge-shape.npy", npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 100000000, 0, 8), }"))], /a dimension of 0 holds no router logits/],
+  ["a tiny .npy declaring [1, 1e8, 0, 8]", () => ["losses", file("huge-shape.npy", npyHeader("<f4", [1, 100000000, 0, 8]))], /a dimension of 0 holds no router logits/],
   ["JSON nested 10,000 deep", () => ["losses", file("deep.json", '{"router_logits": ' + "[".repeat(10_000) + "]".repeat(10_000) + "}")], /nested more than 4 lists deep/],
   // safetensors whose offsets do not tile the data exactly, as the reference implementation refuses
   ["safetensors with overlapping data_offsets", () => ["losses", file("overlap.safetensors", safetensorsWithHeader({ "l.0": { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] }, "l.1": { dtype: "F32", shape: [2, 2], data_offsets: [8, 24] } }, 24))], /overlapping data_offsets/],
@@ -113,16 +113,6 @@ function safetensorsWithText(text: string, dataBytes: number): Uint8Array {
   const bytes = new Uint8Array(8 + json.length + dataBytes);
   new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
   bytes.set(json, 8);
-  return bytes;
-}
-
-/** A .npy file (format 1) with this header dict and no data. */
-function npyWithHeader(dict: string): Uint8Array {
-  const header = new TextEncoder().encode(dict.padEnd(118) + "\n");
-  const bytes = new Uint8Array(10 + header.length);
-  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
-  new DataView(bytes.buffer).setUint16(8, header.length, true);
-  bytes.set(header, 10);
   return bytes;
 }
 
@@ -178,7 +168,7 @@ test("a valid file over 2 GiB is streamed in bounded memory", { timeout: 30 * 60
   // A sparse file: 1 layer × 1,048,600 tokens × 256 experts of float64 zeros (2.0 GiB of data).
   const tokens = 1_048_600;
   const path = join(dir, "big.npy");
-  const header = npyWithHeader(`{'descr': '<f8', 'fortran_order': False, 'shape': (1, ${tokens}, 256), }`);
+  const header = npyHeader("<f8", [1, tokens, 256]);
   writeFileSync(path, header);
   execFileSync("truncate", ["-s", String(header.length + tokens * 256 * 8), path]);
   let peakKiB = 0;
@@ -207,7 +197,7 @@ test("a valid file of many one-token sequences is refused before any row is read
   // [16 layers, 240,000 sequences of 1 token, 64 experts] of float16: 470 MiB (sparse), whose
   // per-sequence sums would need 3.7 GiB
   const path = join(dir, "one-token-sequences.npy");
-  const header = npyWithHeader("{'descr': '<f2', 'fortran_order': False, 'shape': (16, 240000, 1, 64), }");
+  const header = npyHeader("<f2", [16, 240000, 1, 64]);
   writeFileSync(path, header);
   execFileSync("truncate", ["-s", String(header.length + 16 * 240000 * 64 * 2), path]);
   const out = await run("losses", path, "--top-k", "8");

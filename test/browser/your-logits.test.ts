@@ -12,7 +12,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
 import { serveDist, type StaticSite } from "../../tools/static-server.js";
-import { writeNpy } from "../../src/lib/io/npy.js";
+import { npyHeader, writeNpy } from "../../src/lib/io/npy.js";
 import { writeSafetensors } from "../../src/lib/io/safetensors.js";
 import { normalGenerator } from "../../src/lib/random.js";
 
@@ -165,11 +165,7 @@ test("a second file chosen while the first streams shows only the second file's 
   // ~256 MiB of float32 logits: long enough to still be streaming when the second file arrives
   const bigPath = join(dir, "big-first.npy");
   const tokens = 1 << 20;
-  const preamble = new TextEncoder().encode(`{'descr': '<f4', 'fortran_order': False, 'shape': (1, ${tokens}, 64), }`.padEnd(117) + "\n");
-  const head = new Uint8Array(10 + preamble.length);
-  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(head.buffer).setUint16(8, preamble.length, true);
-  head.set(preamble, 10);
+  const head = npyHeader("<f4", [1, tokens, 64]);
   writeFileSync(bigPath, head);
   execFileSync("truncate", ["-s", String(head.length + tokens * 64 * 4), bigPath]); // zeros: valid logits
   const smallPath = save("second.npy", writeNpy(logits(2, 300, 8, 21), [2, 300, 8]));

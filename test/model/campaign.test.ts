@@ -7,11 +7,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeSmokeCorpus, python, root } from "./smoke-corpus.js";
+import { makeSmokeCorpus, python, root, missingRecipeTools } from "./smoke-corpus.js";
 
-const probe = spawnSync(python, ["-c", "import torch"], { encoding: "utf8" });
-const missing = probe.status !== 0 ? `${python} cannot import torch (apt-get install python3-torch libopenblas0-pthread)` : "";
-if (missing && process.env.CI) throw new Error(`CI needs the training recipe's tools: ${missing}`);
+const missing = missingRecipeTools(["torch"]);
 
 const arm = (name: string, changes: Record<string, unknown> = {}) => ({ arm: name, seed: 1, alpha: 0.01, group: 32, beta: 0.001, z_norm: "olmoe", bias_rule: null, bias_rate: 0, ...changes });
 

@@ -7,11 +7,9 @@ import { spawnSync } from "node:child_process";
 import { normalGenerator } from "../../src/lib/random.js";
 import { summarize } from "../../src/lib/summary.js";
 import { lossRecord } from "../../src/lib/losses/index.js";
-import { python, root } from "./smoke-corpus.js";
+import { python, root, missingRecipeTools } from "./smoke-corpus.js";
 
-const probe = spawnSync(python, ["-c", "import torch"], { encoding: "utf8" });
-const missing = probe.status !== 0 ? `${python} cannot import torch (apt-get install python3-torch libopenblas0-pthread)` : "";
-if (missing && process.env.CI) throw new Error(`CI needs the training recipe's tools: ${missing}`);
+const missing = missingRecipeTools(["torch"]);
 
 test("the recipe's logged losses equal the library's on the same router logits", { skip: missing || false }, () => {
   const [L, B, S, E, k] = [3, 8, 24, 16, 4];

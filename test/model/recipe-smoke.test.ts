@@ -6,15 +6,13 @@
 // machine without them the test says so and skips, except in CI, where it fails.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
-import { makeSmokeCorpus, python, root } from "./smoke-corpus.js";
+import { makeSmokeCorpus, python, root, missingRecipeTools } from "./smoke-corpus.js";
 
-const probe = spawnSync(python, ["-c", "import torch, onnx"], { encoding: "utf8" });
-const missing = probe.status !== 0 ? `${python} cannot import torch and onnx (apt-get install python3-torch python3-onnx libopenblas0-pthread)` : "";
-if (missing && process.env.CI) throw new Error(`CI needs the training recipe's tools: ${missing}`);
+const missing = missingRecipeTools(["torch", "onnx"]);
 
 test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX → parity", { skip: missing || false, timeout: 30 * 60_000 }, async () => {
   const { dir, corpus } = makeSmokeCorpus("moe-lab-smoke-");

@@ -1,7 +1,7 @@
 // A toy corpus for the recipe's own tests: paragraphs of the committed
 // samples (every fifth held out), repeated so that random windows of 257
 // tokens always fit, tokenized by the lab's TypeScript tokenizer at 400 ids.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,4 +24,17 @@ export function makeSmokeCorpus(prefix: string): { dir: string; corpus: string }
   writeFileSync(join(corpus, "heldout.jsonl"), Array(6).fill(lines.heldout.join("\n")).join("\n") + "\n");
   execFileSync(process.execPath, ["--import", "tsx", "data/recipe/tokenize.ts", "--vocab", "400", "--corpus", corpus, "--out", dir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   return { dir, corpus };
+}
+
+/**
+ * Why the recipe's Python tools cannot run here ("" when they can). Locally a
+ * test skips with that reason; in CI (`CI` set) a missing tool is an error.
+ */
+export function missingRecipeTools(modules: string[]): string {
+  const probe = spawnSync(python, ["-c", `import ${modules.join(", ")}`], { encoding: "utf8" });
+  if (probe.status === 0) return "";
+  const packages = modules.map((m) => `python3-${m}`).join(" ");
+  const reason = `${python} cannot import ${modules.join(" and ")} (apt-get install ${packages} libopenblas0-pthread)`;
+  if (process.env.CI) throw new Error(`CI needs the training recipe's tools: ${reason}`);
+  return reason;
 }

@@ -105,17 +105,28 @@ function fortranToC<T extends Float32Array | Float64Array>(data: T, shape: numbe
 
 /** Writes a little-endian float32 `.npy` (tests, fixtures and exports). */
 export function writeNpy(data: Float32Array | Float64Array, shape: readonly number[]): Uint8Array {
-  const descr = data instanceof Float64Array ? "<f8" : "<f4";
+  const header = npyHeader(data instanceof Float64Array ? "<f8" : "<f4", shape);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header, 0);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length);
+  return out;
+}
+
+/**
+ * The bytes of a format-1 .npy header for `descr` ('<f2', '<f4', '<f8') and
+ * `shape`, padded to 64 bytes as numpy writes it: the data follow directly.
+ * (Tests use it alone to make large, sparse files without writing the data.)
+ */
+export function npyHeader(descr: string, shape: readonly number[]): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const unpadded = 10 + header.length + 1;
   header += " ".repeat((64 - (unpadded % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + data.byteLength);
+  const out = new Uint8Array(10 + header.length);
   out.set(MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
   return out;
 }
