@@ -288,11 +288,12 @@ def main():
     if args.jobs is None:
         args.jobs = 1 if (args.device or ("cuda" if cuda_available() else "cpu")) == "cuda" else max(1, os.cpu_count() or 1)
     os.makedirs(args.runs, exist_ok=True)
-    lock = open(os.path.join(args.runs, ".campaign.lock"), "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"campaign: another campaign is running on {args.runs}")
+    if not args.plan:  # planning only reads, so it may run beside a campaign
+        lock = open(os.path.join(args.runs, ".campaign.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.exit(f"campaign: another campaign is running on {args.runs}")
     sys.exit(Campaign(args).run(plan))
 
 
