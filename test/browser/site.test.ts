@@ -236,3 +236,15 @@ test("ablation and z-loss: every comparison of trained arms states its interval,
     await page.close();
   }
 });
+
+test("cv2: E·Σf² equals 1 + CV²(load) on the page's logits", { timeout: testTimeout }, async () => {
+  const { page, problems } = await open("cv2");
+  await eventually(async () => {
+    const left = await number(page, "cv2-bridge-left");
+    assert.ok(Number.isFinite(left) && left >= 1, `E·Σf² = ${left}`);
+    assert.equal(left, await number(page, "cv2-bridge-right"));
+    assert.equal(Number((left - 1).toFixed(5)), await number(page, "cv2-load"), "and its CV² is the table's");
+  });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
