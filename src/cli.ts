@@ -15,9 +15,7 @@ import { open, stat } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { lossRecord } from "./lib/losses/index.js";
 import { supportedFormats } from "./lib/io/read.js";
-import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, type ByteSource } from "./lib/io/stream.js";
-import { SummaryBuilder } from "./lib/summary.js";
-import { validateBatch } from "./lib/validate.js";
+import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, summaryForPlan, type ByteSource } from "./lib/io/stream.js";
 import { LabInputError, decimalInteger } from "./lib/types.js";
 
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
@@ -131,9 +129,7 @@ async function losses(options: Options): Promise<string> {
     const topK = options.topK ?? plan.topK;
     if (topK === undefined) throw new LabInputError(`${source.name} does not say top_k: pass --top-k K`);
     const sequenceLengths = plan.sequenceLengths ?? [plan.tokens];
-    // shape, top_k and sequence lengths are checked before any row is read
-    validateBatch({ data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, { topK, sequenceLengths }, { skipValues: true });
-    const summary = new SummaryBuilder(plan, topK, sequenceLengths);
+    const summary = summaryForPlan(plan, topK, sequenceLengths);
     await streamLogits(source, plan, (values, count) => summary.addRows(values, 0, count));
     const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
     return JSON.stringify(lossRecord(summary.finish(), microBatch), null, 2);

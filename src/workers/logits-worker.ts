@@ -5,10 +5,8 @@
  * Nothing leaves the browser: the file is read from the user's disk only.
  */
 import { LabInputError } from "../lib/types.js";
-import { validateBatch } from "../lib/validate.js";
-import { SummaryBuilder } from "../lib/summary.js";
 import { BiasReplayBuilder } from "../lib/loss-free.js";
-import { planLogits, streamLogits, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
+import { planLogits, streamLogits, summaryForPlan, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
 import { describeReadError as describe } from "../lib/io/read-error.js";
 
@@ -44,9 +42,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       const [reading, readingPlan] = [source, plan];
       const started = performance.now();
       const sequenceLengths = request.sequenceLengths ?? readingPlan.sequenceLengths ?? [readingPlan.tokens];
-      // shape, top_k and sequence lengths are checked before any row is read
-      validateBatch({ data: new Float32Array(0), layers: readingPlan.layers, tokens: readingPlan.tokens, experts: readingPlan.experts }, { topK: request.topK, sequenceLengths }, { skipValues: true });
-      const summary = new SummaryBuilder(readingPlan, request.topK, sequenceLengths);
+      const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths);
       const replay = new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
       await streamLogits(reading, readingPlan, (values, count) => {
         if (id !== newest) throw new Superseded();
