@@ -16,9 +16,21 @@ import { readFileSync } from "node:fs";
 import { lossRecord } from "./lib/losses/index.js";
 import { supportedFormats } from "./lib/io/read.js";
 import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, summaryForPlan, type ByteSource } from "./lib/io/stream.js";
-import { LabInputError, decimalInteger } from "./lib/types.js";
+import { LabInputError, decimalInteger, type FloatArray } from "./lib/types.js";
+import { frameworkNames, frameworkRecord, frameworks, isFrameworkName, type FrameworkName } from "./lib/frameworks/index.js";
+
+const frameworkHelp = frameworkNames
+  .map((name) => {
+    const spec = frameworks[name];
+    const lbl = spec.lbl ? `α ${spec.lbl.defaultCoefficient} (${spec.lbl.key})` : "no aux loss";
+    const z = spec.zLoss ? `β ${spec.zLoss.defaultCoefficient} (${spec.zLoss.key})` : "no z-loss";
+    return `  ${name.padEnd(16)} ${spec.label}: ${lbl}, ${z}`;
+  })
+  .join("\n");
+const choiceHelp = frameworkNames.flatMap((name) => frameworks[name].choices.map((c) => `  ${name}: ${c}`)).join("\n");
 
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
+                      [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]]
        moe-lab --version
 
 Prints every load-balancing loss of FILE's router logits as one JSON object:
@@ -32,7 +44,19 @@ FILE: ${supportedFormats}; - reads standard input.
   .npy / .safetensors: shape [T,E], [L,T,E] or [L,B,S,E], or one [T,E]
          tensor per layer (safetensors, ordered by the numbers in the names).
 --top-k K        experts per token (overrides the file)
---micro-batch M  sequences per micro-batch (overrides the file; default 1)`;
+--micro-batch M  sequences per micro-batch (overrides the file; default 1)
+
+--framework NAME adds "framework": {name, alpha, beta, aux_loss, z_loss,
+                 per_layer_alpha, per_layer_beta, ...}: the terms NAME adds to
+                 its training loss for this batch, coefficients included, and
+                 their per-layer strength in common units (one layer's Switch
+                 LBL on slots; one layer's mean lse²). Names and defaults:
+${frameworkHelp}
+--alpha A, --beta B  the coefficients as configured (default: the documented default)
+--dp N, --ga N   data-parallel ranks and gradient-accumulation steps, simulated
+                 exactly (N·ranks·steps must divide the sequences; default 1)
+Where the upstream code leaves a choice, the lab makes it:
+${choiceHelp}`;
 
 class UsageError extends Error {}
 
@@ -40,6 +64,21 @@ interface Options {
   file: string;
   topK?: number;
   microBatch?: number;
+  framework?: FrameworkName;
+  alpha?: number;
+  beta?: number;
+  dp?: number;
+  ga?: number;
+}
+
+/** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
+function coefficient(flag: string, text: string | undefined): number {
+  if (text === undefined || !/^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$|^[0-9]+\.$/.test(text)) {
+    throw new UsageError(`${flag} needs a number ≥ 0 such as 0.01 or 1e-3, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
+  }
+  const value = Number(text);
+  if (!Number.isFinite(value)) throw new UsageError(`${flag} must be finite, got '${oneLine(text)}'`);
+  return value;
 }
 
 function parseArguments(args: string[]): Options | "help" | "version" {
@@ -52,12 +91,25 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     const arg = rest[i];
     const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
     const [flag, inline] = equals >= 0 ? [arg.slice(0, equals), arg.slice(equals + 1)] : [arg, undefined];
-    if (flag === "--top-k" || flag === "--micro-batch") {
+    if (flag === "--top-k" || flag === "--micro-batch" || flag === "--dp" || flag === "--ga") {
       const text = inline ?? rest[++i];
       const value = decimalInteger(text);
       if (text === undefined || value === null) throw new UsageError(`${flag} needs a decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
+      if ((flag === "--dp" || flag === "--ga") && value < 1) throw new UsageError(`${flag} must be a positive integer, got ${value}`);
       if (flag === "--top-k") options.topK = value;
-      else options.microBatch = value;
+      else if (flag === "--micro-batch") options.microBatch = value;
+      else if (flag === "--dp") options.dp = value;
+      else options.ga = value;
+    } else if (flag === "--framework") {
+      const text = inline ?? rest[++i];
+      if (text === undefined || !isFrameworkName(text)) {
+        throw new UsageError(`${text === undefined ? "--framework needs a name" : `unknown framework '${oneLine(text)}'`}; known: ${frameworkNames.join(", ")}`);
+      }
+      options.framework = text;
+    } else if (flag === "--alpha" || flag === "--beta") {
+      const value = coefficient(flag, inline ?? rest[++i]);
+      if (flag === "--alpha") options.alpha = value;
+      else options.beta = value;
     } else if (flag.startsWith("-") && flag !== "-") {
       throw new UsageError(`unknown option '${oneLine(flag)}'`);
     } else if (options.file === undefined) {
@@ -67,6 +119,10 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     }
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
+  if (options.framework === undefined) {
+    const stray = (["alpha", "beta", "dp", "ga"] as const).find((key) => options[key] !== undefined);
+    if (stray) throw new UsageError(`--${stray} applies to a framework: add --framework NAME`);
+  }
   return options as Options;
 }
 
@@ -130,12 +186,37 @@ async function losses(options: Options): Promise<string> {
     if (topK === undefined) throw new LabInputError(`${source.name} does not say top_k: pass --top-k K`);
     const sequenceLengths = plan.sequenceLengths ?? [plan.tokens];
     const summary = summaryForPlan(plan, topK, sequenceLengths);
-    await streamLogits(source, plan, (values, count) => summary.addRows(values, 0, count));
+    // A framework's terms need every row (its micro-batches, buffers and
+    // gradients): keep them, in the file's precision, as they stream by.
+    const kept = options.framework === undefined ? null : keptLogits(plan);
+    let at = 0;
+    await streamLogits(source, plan, (values, count) => {
+      summary.addRows(values, 0, count);
+      if (kept) {
+        kept.set(values.subarray(0, count * plan.experts), at);
+        at += count * plan.experts;
+      }
+    });
     const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
-    return JSON.stringify(lossRecord(summary.finish(), microBatch), null, 2);
+    const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
+    if (kept && options.framework) {
+      record.framework = frameworkRecord({ data: kept, layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, topK, sequenceLengths, {
+        framework: options.framework, alpha: options.alpha, beta: options.beta,
+        layout: { dataParallel: options.dp ?? 1, gradientAccumulation: options.ga ?? 1 },
+      });
+    }
+    return JSON.stringify(record, null, 2);
   } finally {
     await close();
   }
+}
+
+/** The array that holds a planned file's every logit, float64 when the file is (router logits 1e-10 apart must keep their order). */
+function keptLogits(plan: { layers: number; tokens: number; experts: number; dtype: string }): FloatArray {
+  const count = plan.layers * plan.tokens * plan.experts;
+  const bytes = count * (plan.dtype === "float64" ? 8 : 4);
+  if (bytes > MAX_WHOLE_BYTES) throw new LabInputError(`--framework keeps every logit in memory; this file's ${(bytes / 2 ** 20).toFixed(0)} MiB of logits pass the ${MAX_WHOLE_BYTES / 2 ** 20} MiB limit: give fewer tokens`);
+  return plan.dtype === "float64" ? new Float64Array(count) : new Float32Array(count);
 }
 
 export async function main(args: string[]): Promise<number> {

@@ -226,3 +226,71 @@ test("--help prints usage and exits 0", async () => {
   assert.equal(code, 0);
   assert.match(stdout, /usage: moe-lab losses FILE/);
 });
+
+test("--framework adds what the framework applies, computed from the file in its own precision", async () => {
+  const example = examples[1];
+  const { name: _name, expected: _expected, ...input } = example;
+  const path = file("framework.json", JSON.stringify(input));
+  const { code, stdout, stderr } = await run("losses", path, "--framework", "olmoe");
+  assert.equal(code, 0, stderr);
+  const record = JSON.parse(stdout);
+  const L = input.router_logits.length;
+  const k = input.top_k;
+  // The OLMoE fork: w · mean over layers of lbl.switch, β · z_loss.st_moe / k.
+  assertClose(record.framework.aux_loss, 0.01 * record.lbl.switch, 1e-12, "aux_loss");
+  assertClose(record.framework.z_loss, 0.001 * record.z_loss.olmoe, 1e-12, "z_loss");
+  assertClose(record.framework.per_layer_alpha, 0.01 / L, 1e-15, "per_layer_alpha");
+  assertClose(record.framework.per_layer_beta, 0.001 / (L * k), 1e-15, "per_layer_beta");
+  // Megatron with coefficients given: the per-layer sum.
+  const megatron = JSON.parse((await run("losses", path, "--framework=megatron", "--alpha", "0.02", "--beta=1e-3")).stdout).framework;
+  assertClose(megatron.aux_loss, 0.02 * L * record.lbl.switch, 1e-12, "megatron aux");
+  assertClose(megatron.z_loss, 0.001 * L * record.z_loss.st_moe, 1e-12, "megatron z");
+  assert.equal(megatron.per_layer_alpha, 0.02);
+});
+
+test("--framework with --dp/--ga simulates the layout: Hugging Face's aux loss grows × GA", async () => {
+  const tokens = 8;
+  const logits = [Array.from({ length: tokens }, (_, t) => [Math.sin(t), Math.cos(t), 0.1 * t, -0.2 * t])];
+  const path = file("hf-layout.json", JSON.stringify({ router_logits: logits, top_k: 1, sequence_lengths: [2, 2, 2, 2] }));
+  const one = JSON.parse((await run("losses", path, "--framework", "hf", "--alpha", "0.1")).stdout).framework;
+  const four = JSON.parse((await run("losses", path, "--framework", "hf", "--alpha", "0.1", "--ga", "4")).stdout).framework;
+  assert.equal(one.per_layer_alpha, 0.1 * 1 / 1);
+  assertClose(four.per_layer_alpha, 0.4, 1e-15, "× GA");
+  assert.equal(four.gradient_accumulation, 4);
+});
+
+test("float64 logits 1e-10 apart pick the larger, as the framework would", async () => {
+  const path = file("close.json", JSON.stringify({ router_logits: [[[1, 1.0000000002, 0], [1.0000000003, 1, 0]]], top_k: 1 }));
+  const record = JSON.parse((await run("losses", path)).stdout);
+  assert.deepEqual(record.load, [[1, 1, 0]]);
+});
+
+test("bad framework options: one line, exit 2", async () => {
+  const path = file("fw-bad.json", JSON.stringify({ router_logits: [[[1, 2], [2, 1]]], top_k: 1 }));
+  const cases: [string[], RegExp][] = [
+    [["--framework", "nope"], /unknown framework 'nope'; known: megatron, megatron-seq/],
+    [["--framework"], /--framework needs a name; known:/],
+    [["--framework", "hf", "--beta", "0.1"], /has no router z-loss/],
+    [["--framework", "torchtitan", "--alpha", "0.1"], /adds no load-balancing loss/],
+    [["--framework", "megatron", "--alpha", "-1"], /--alpha needs a number ≥ 0/],
+    [["--framework", "megatron", "--alpha", "NaN"], /--alpha needs a number ≥ 0/],
+    [["--framework", "megatron", "--beta", "1e999"], /--beta must be finite/],
+    [["--framework", "megatron", "--dp", "0"], /--dp must be a positive integer/],
+    [["--framework", "megatron", "--ga", "1.5"], /--ga needs a decimal integer/],
+    [["--framework", "megatron", "--dp", "3"], /DP × GA must divide the number of sequences/],
+    [["--alpha", "0.1"], /--alpha applies to a framework/],
+  ];
+  for (const [args, pattern] of cases) {
+    const { code, stdout, stderr } = await run("losses", path, ...args);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.equal(stdout, "");
+    assert.match(stderr.split("\n")[0], pattern, args.join(" "));
+  }
+  const three = file("fw-three.json", JSON.stringify({ router_logits: [[[1, 2, 3], [3, 2, 1]]], top_k: 3 }));
+  const openmoe = await run("losses", three, "--framework", "openmoe");
+  assert.equal(openmoe.code, 2);
+  assert.match(openmoe.stderr, /has only top-1 and top-2 routers; these logits use top-3/);
+  const help = await run("--help");
+  assert.match(help.stdout, /--framework NAME/);
+  assert.match(help.stdout, /olmo-core: OLMo-core's loss functions default to dividing by tokens/);
+});

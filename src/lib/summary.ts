@@ -128,14 +128,17 @@ export class SummaryBuilder {
         sum += z;
       }
       const inv = 1 / sum;
-      // Top-k on the unnormalised exps (the same order as p; ties still fall
-      // to the lower index), or on p + bias when a selection bias is given;
-      // inlined because this is the hot loop.
-      let scores = exps;
+      // Top-k on the logits themselves (the same order as p, and no rounding
+      // in between: float64 logits 1e-10 apart keep their order, as in the
+      // framework that produced them; ties still fall to the lower index),
+      // or on p + bias when a selection bias is given; inlined because this
+      // is the hot loop.
+      const scores = this.scores;
       if (this.selectionBias) {
-        scores = this.scores;
         const biasRow = layer * experts;
         for (let e = 0; e < experts; e++) scores[e] = exps[e] * inv + this.selectionBias[biasRow + e];
+      } else {
+        for (let e = 0; e < experts; e++) scores[e] = data[row + e];
       }
       let filled = 0;
       for (let e = 0; e < experts; e++) {
