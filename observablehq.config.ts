@@ -22,6 +22,7 @@ export default {
     { name: "Playground", path: "/playground" },
     { name: "Ablation on OLMoE-mini", path: "/ablation" },
     { name: "Your router logits", path: "/your-logits" },
+    { name: "Your framework", path: "/your-framework" },
   ],
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,

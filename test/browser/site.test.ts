@@ -17,10 +17,10 @@ import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-l
 import { pairedInterval } from "../../src/lib/statistics.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
-const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits"];
+const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits", "your-framework"];
 // Pages whose figures need something first: the model's output, or a file from the reader.
 const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
-const figureless = new Set(["your-logits"]);
+const figureless = new Set(["your-logits", "your-framework"]);
 
 let site: StaticSite;
 let browser: BrowserContext;
