@@ -128,6 +128,13 @@ test("load-balancing: the equal-logits trap reads lbl.switch = 1 with MaxVio = E
   await page.locator("form", { has: page.locator("label", { hasText: "all logits equal" }) }).locator("input[type=checkbox]").check();
   await shows(page, "trap-maxvio", 16 / 2 - 1);
   await shows(page, "lbl-switch", 1);
+  // A blind value, not a blind gradient: (1/T)(f_j − 1/E) per layer, 4 layers, T = 128, E = 16, k = 2.
+  await shows(page, "flat-gradient-crowded", Number(((1 / 128) * (0.5 - 1 / 16) / 4).toExponential(3)));
+  await shows(page, "flat-gradient-idle", Number(((1 / 128) * (-1 / 16) / 4).toExponential(3)));
+  // The other two blind spots, live: below 1 with an idle expert; HF's pooling at exactly k with no gradient.
+  await shows(page, "below-one-lbl", 0.8381);
+  await shows(page, "pooled-hf", 1);
+  assert.ok(Math.abs(await number(page, "pooled-gradient")) <= 1e-12);
   await page.close();
 });
 
