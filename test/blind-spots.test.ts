@@ -50,3 +50,22 @@ test("Hugging Face's pooling: exactly k and zero gradient for complementary imba
   const switchGradient = lossGradient(logits, "lbl.switch", { topK });
   assert.ok(Math.max(...switchGradient.map(Math.abs)) > 1e-4, "the per-layer loss still pushes");
 });
+
+test("the z-loss's routing force: its centred gradient is 2·lse·(p − 1/E), and ÷k scales it by 1/k", async () => {
+  const { centredNorm } = await import("../src/lib/losses/routing-force.js");
+  const { softmaxRow } = await import("../src/lib/routing.js");
+  const logits = { data: Float64Array.from([2, 0, -1, 0.5, 1, 1, 1, 1]), layers: 1, tokens: 2, experts: 4 };
+  const g = lossGradient(logits, "z_loss.st_moe", { topK: 2 });
+  // By hand, row by row: (2/T) · lse · (p_j − 1/E).
+  let expected = 0;
+  for (let t = 0; t < 2; t++) {
+    const p = new Float64Array(4);
+    const lse = softmaxRow(logits.data, t * 4, 4, p);
+    for (let e = 0; e < 4; e++) expected += ((2 / 2) * lse * (p[e] - 1 / 4)) ** 2;
+  }
+  assertClose(centredNorm(g, logits), Math.sqrt(expected), 1e-12);
+  // The all-equal row has no routing force at all, however large its lse.
+  assertClose(centredNorm(g.subarray(4), logits), 0, 1e-12, "flat row", 1e-15);
+  const gk = lossGradient(logits, "z_loss.olmoe", { topK: 2 });
+  assertClose(centredNorm(gk, logits), centredNorm(g, logits) / 2, 1e-12, "÷k");
+});

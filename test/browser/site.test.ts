@@ -15,6 +15,10 @@ import { summarize } from "../../src/lib/summary.js";
 import { lossRecord } from "../../src/lib/losses/index.js";
 import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-layer.js";
 import { pairedInterval } from "../../src/lib/statistics.js";
+import { join } from "node:path";
+import { lossGradient } from "../../src/lib/losses/gradients.js";
+import { centredNorm } from "../../src/lib/losses/routing-force.js";
+import { readLogits } from "../../src/lib/io/read.js";
 
 const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits", "your-framework"];
@@ -110,6 +114,22 @@ test("z-loss: top-k divides the OLMoE normalisation and nothing else", { timeout
   await setRange(page, "top-k", 4);
   await shows(page, "z-olmoe", Number((stMoe / 4).toFixed(4)));
   assert.equal(await number(page, "z-st-moe"), Number(stMoe.toFixed(4)));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("z-loss: its routing force beside the LBL's on OLMoE-mini, with and without ÷k", { timeout: testTimeout }, async () => {
+  const { page, problems } = await open("z-loss");
+  const data = JSON.parse(readFileSync(join(dist, "_file/data/", readdirSync(join(dist, "_file/data/")).find((f) => f.startsWith("olmoe-mini-logits."))!), "utf8"));
+  const ratios = Object.values(data).map((entry: any) => {
+    const { logits } = readLogits(new TextEncoder().encode(JSON.stringify(entry)), "checkpoint.json");
+    const options = { topK: entry.top_k, sequenceLengths: entry.sequence_lengths };
+    const lbl = 0.01 * centredNorm(lossGradient(logits, "lbl.switch", options), logits);
+    return [0.001 * centredNorm(lossGradient(logits, "z_loss.st_moe", options), logits) / lbl, 0.001 * centredNorm(lossGradient(logits, "z_loss.olmoe", options), logits) / lbl];
+  });
+  const range = (i: number) => `${Math.min(...ratios.map((r) => r[i])).toFixed(2)}–${Math.max(...ratios.map((r) => r[i])).toFixed(2)}×`;
+  await eventually(async () => assert.equal(await page.getByTestId("z-force-ratio").textContent(), range(0)));
+  assert.equal(await page.getByTestId("zk-force-ratio").textContent(), range(1));
   assert.deepEqual(problems, []);
   await page.close();
 });
