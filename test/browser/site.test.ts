@@ -118,6 +118,18 @@ test("z-loss: top-k divides the OLMoE normalisation and nothing else", { timeout
   await page.close();
 });
 
+test("granularity: lbl.global equals lbl.switch with equal micro-batches; the running buffer with one step is the full-count loss", { timeout: testTimeout }, async () => {
+  const { page, problems } = await open("granularity");
+  await eventually(async () => assert.equal(await number(page, "g-global"), await number(page, "g-switch")));
+  await page.locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) }).locator("select").selectOption({ label: "1" });
+  await eventually(async () => assert.equal(await number(page, "ga-running"), await number(page, "g-global")));
+  assert.equal(await page.getByTestId("ga-gradient-gap").textContent(), "0.0 %");
+  await page.locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) }).locator("select").selectOption({ label: "4" });
+  await eventually(async () => assert.ok((await number(page, "ga-running")) > (await number(page, "g-global"))));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("z-loss: its routing force beside the LBL's on OLMoE-mini, with and without ÷k", { timeout: testTimeout }, async () => {
   const { page, problems } = await open("z-loss");
   const data = JSON.parse(readFileSync(join(dist, "_file/data/", readdirSync(join(dist, "_file/data/")).find((f) => f.startsWith("olmoe-mini-logits."))!), "utf8"));
