@@ -11,12 +11,15 @@ export interface FigureOptions {
 /** Slot counts per expert, with the balanced load `T·k/E` as a rule. */
 export function loadBars(load: readonly number[], options: FigureOptions & { tokens: number; topK: number; highlight?: (e: number) => boolean }): HTMLElement {
   const meanLoad = (options.tokens * options.topK) / load.length;
-  const data = load.map((count, expert) => ({ expert, count, busy: options.highlight ? options.highlight(expert) : count > meanLoad }));
+  // A labelled colour: orange means "above the balanced load" here, never "chosen".
+  const above = options.highlight ? "highlighted" : "above the balanced load";
+  const below = options.highlight ? "other" : "at or below it";
+  const data = load.map((count, expert) => ({ expert, count, busy: (options.highlight ? options.highlight(expert) : count > meanLoad) ? above : below }));
   return Plot.plot({
     width: options.width, height: options.height ?? 240, title: options.title,
     x: { label: "expert", tickFormat: (d: number) => (load.length > 32 && d % 8 ? "" : String(d)) },
     y: { label: "load c[e] (routing slots)", grid: true },
-    color: { domain: [false, true], range: ["#9db4d8", "#d9622b"] },
+    color: { domain: [below, above], range: ["#9db4d8", "#e8a33d"], legend: true },
     marks: [
       Plot.barY(data, { x: "expert", y: "count", fill: "busy", tip: true }),
       Plot.ruleY([meanLoad], { stroke: "#333", strokeDasharray: "4 3" }),
