@@ -30,7 +30,8 @@ const frameworkHelp = frameworkNames
 const choiceHelp = frameworkNames.flatMap((name) => frameworks[name].choices.map((c) => `  ${name}: ${c}`)).join("\n");
 
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
-                      [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]]
+                      [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]
+                                        [--pad-to N] [--per-token-loss]]
        moe-lab --version
 
 Prints every load-balancing loss of FILE's router logits as one JSON object:
@@ -54,7 +55,11 @@ FILE: ${supportedFormats}; - reads standard input.
 ${frameworkHelp}
 --alpha A, --beta B  the coefficients as configured (default: the documented default)
 --dp N, --ga N   data-parallel ranks and gradient-accumulation steps, simulated
-                 exactly (N·ranks·steps must divide the sequences; default 1)
+                 exactly (ranks × steps must divide the sequences; default 1)
+--pad-to N       pad every sequence to N tokens and count the pads, as a loss
+                 without a padding mask does (pads get all-equal router logits)
+--per-token-loss Megatron-LM's --calculate-per-token-loss (micro-batches weighted
+                 by their tokens)
 Where the upstream code leaves a choice, the lab makes it:
 ${choiceHelp}`;
 
@@ -69,6 +74,8 @@ interface Options {
   beta?: number;
   dp?: number;
   ga?: number;
+  padTo?: number;
+  perTokenLoss?: boolean;
 }
 
 /** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
@@ -91,7 +98,10 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     const arg = rest[i];
     const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
     const [flag, inline] = equals >= 0 ? [arg.slice(0, equals), arg.slice(equals + 1)] : [arg, undefined];
-    if (flag === "--top-k" || flag === "--micro-batch" || flag === "--dp" || flag === "--ga") {
+    if (flag === "--per-token-loss") {
+      if (inline !== undefined) throw new UsageError("--per-token-loss takes no value");
+      options.perTokenLoss = true;
+    } else if (flag === "--top-k" || flag === "--micro-batch" || flag === "--dp" || flag === "--ga" || flag === "--pad-to") {
       const text = inline ?? rest[++i];
       const value = decimalInteger(text);
       if (text === undefined || value === null) throw new UsageError(`${flag} needs a decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
@@ -99,6 +109,7 @@ function parseArguments(args: string[]): Options | "help" | "version" {
       if (flag === "--top-k") options.topK = value;
       else if (flag === "--micro-batch") options.microBatch = value;
       else if (flag === "--dp") options.dp = value;
+      else if (flag === "--pad-to") options.padTo = value;
       else options.ga = value;
     } else if (flag === "--framework") {
       const text = inline ?? rest[++i];
@@ -120,8 +131,9 @@ function parseArguments(args: string[]): Options | "help" | "version" {
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
   if (options.framework === undefined) {
-    const stray = (["alpha", "beta", "dp", "ga"] as const).find((key) => options[key] !== undefined);
-    if (stray) throw new UsageError(`--${stray} applies to a framework: add --framework NAME`);
+    const stray = (["alpha", "beta", "dp", "ga", "padTo", "perTokenLoss"] as const).find((key) => options[key] !== undefined);
+    const flagName: Record<string, string> = { padTo: "pad-to", perTokenLoss: "per-token-loss" };
+    if (stray) throw new UsageError(`--${flagName[stray] ?? stray} applies to a framework: add --framework NAME`);
   }
   return options as Options;
 }
@@ -203,6 +215,7 @@ async function losses(options: Options): Promise<string> {
       record.framework = frameworkRecord({ data: kept, layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, topK, sequenceLengths, {
         framework: options.framework, alpha: options.alpha, beta: options.beta,
         layout: { dataParallel: options.dp ?? 1, gradientAccumulation: options.ga ?? 1 },
+        padTo: options.padTo, perTokenLoss: options.perTokenLoss,
       });
     }
     return JSON.stringify(record, null, 2);

@@ -279,6 +279,10 @@ test("bad framework options: one line, exit 2", async () => {
     [["--framework", "megatron", "--ga", "1.5"], /--ga needs a decimal integer/],
     [["--framework", "megatron", "--dp", "3"], /DP × GA must divide the number of sequences/],
     [["--alpha", "0.1"], /--alpha applies to a framework/],
+    [["--pad-to", "4"], /--pad-to applies to a framework/],
+    [["--framework", "megatron", "--pad-to", "1"], /pad to at least the longest sequence/],
+    [["--framework", "hf", "--per-token-loss"], /Megatron-LM option/],
+    [["--framework", "megatron", "--per-token-loss=yes"], /takes no value/],
   ];
   for (const [args, pattern] of cases) {
     const { code, stdout, stderr } = await run("losses", path, ...args);

@@ -344,3 +344,36 @@ test("property: with intended scaling, the simulated layout never changes a whol
     { numRuns: 25 },
   );
 });
+
+test("Megatron's --calculate-per-token-loss: equal to the default with equal micro-batches, token-weighted otherwise", async () => {
+  const { padSequences } = await import("../src/lib/frameworks/simulate.js");
+  const { logits, lengths } = batch(2, 4, 6, 8, 31);
+  const layout = { dataParallel: 2, gradientAccumulation: 2 };
+  const plain = frameworkGradients(logits, 2, lengths, { framework: "megatron", alpha: 1, layout });
+  const perToken = frameworkGradients(logits, 2, lengths, { framework: "megatron", alpha: 1, layout, perTokenLoss: true });
+  assert.ok(relativeGap(perToken.auxGradient, plain.auxGradient) < 1e-12);
+  // Unequal sequences: each micro-batch's Switch LBL weighted by its share of the tokens.
+  const unequal = [3, 9, 5, 7];
+  const data = logits.data.subarray(0, 2 * 24 * 8);
+  const x = { data: Float64Array.from(data), layers: 2, tokens: 24, experts: 8 };
+  const weighted = frameworkTerms(x, 2, unequal, { framework: "megatron", alpha: 1, layout: { dataParallel: 4, gradientAccumulation: 1 }, perTokenLoss: true }).auxLoss;
+  let expected = 0;
+  for (const length of unequal) {
+    const part = sliceBatch(x, unequal, unequal.indexOf(length), unequal.indexOf(length) + 1);
+    const layerSum = frameworkTerms(part, 2, [length], { framework: "megatron", alpha: 1 }).auxLoss;
+    expected += (length / 24) * layerSum;
+  }
+  assertClose(weighted, expected, 1e-12, "token-weighted");
+  assert.throws(() => frameworkTerms(x, 2, unequal, { framework: "hf", perTokenLoss: true }), /Megatron-LM option/);
+  // Padding: counted pads pile on experts 0…k−1; the padded batch's values differ from the masked (unpadded) one.
+  const padded = padSequences(x, unequal, 10);
+  assert.equal(padded.padTokens, 16);
+  assert.equal(padded.logits.tokens, 40);
+  const counted = summarize(padded.logits, 2, padded.sequenceLengths);
+  const masked = summarize(x, 2, unequal);
+  for (let l = 0; l < 2; l++) for (let e = 0; e < 2; e++) {
+    const c = (sum: typeof counted, expert: number) => Array.from({ length: 4 }, (_, s) => sum.load[(l * 4 + s) * 8 + expert]).reduce((a, b) => a + b, 0);
+    assert.equal(c(counted, e) - c(masked, e), 16, `layer ${l}: every pad on expert ${e}`);
+  }
+  assert.throws(() => padSequences(x, unequal, 8), /at least the longest sequence \(9 tokens\)/);
+});

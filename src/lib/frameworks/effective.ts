@@ -12,7 +12,7 @@
 import { lossGradient } from "../losses/gradients.js";
 import type { RouterLogits } from "../types.js";
 import { frameworks, frameworkNames, type FrameworkName, type Shape } from "./catalog.js";
-import { coefficients, frameworkGradients, frameworkTerms, type FrameworkSettings, type ParallelLayout } from "./simulate.js";
+import { batchAsSeen, coefficients, frameworkGradients, frameworkTerms, type FrameworkSettings, type ParallelLayout } from "./simulate.js";
 
 /**
  * The factor by which the trainer's scaling under this layout multiplies the
@@ -79,6 +79,9 @@ export interface MeasuredStrength {
 }
 
 export function measuredStrength(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): MeasuredStrength {
+  // The references are taken on the batch as the framework sees it (pads included when counted).
+  ({ logits, sequenceLengths } = batchAsSeen(logits, topK, sequenceLengths, settings));
+  settings = { ...settings, padTo: undefined };
   const { layers } = logits;
   const framework = frameworkGradients(logits, topK, sequenceLengths, settings);
   // The library's own closed forms, averaged over layers, give each layer's
@@ -150,6 +153,8 @@ export interface FrameworkRecord {
   aux_loss: number;
   /** The z-loss term, coefficient included (0 when the framework has none). */
   z_loss: number;
+  /** Pad tokens counted (0: none, or masked). */
+  pad_tokens: number;
   /** Per-layer strength in common units (per-layer Switch LBL on slots; per-layer mean lse²); null: no such loss. */
   per_layer_alpha: number | null;
   per_layer_beta: number | null;
@@ -157,13 +162,14 @@ export interface FrameworkRecord {
 
 export function frameworkRecord(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkRecord {
   const layout: ParallelLayout = settings.layout ?? { dataParallel: 1, gradientAccumulation: 1 };
-  const { auxLoss, zLoss, alpha, beta } = frameworkTerms(logits, topK, sequenceLengths, settings);
-  const strength = perLayerStrength(settings, { layers: logits.layers, topK }, sequenceLengths);
+  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
+  const { auxLoss, zLoss, alpha, beta } = frameworkTerms(seen.logits, topK, seen.sequenceLengths, { ...settings, padTo: undefined });
+  const strength = perLayerStrength(settings, { layers: logits.layers, topK }, seen.sequenceLengths);
   return {
     name: settings.framework, alpha, beta,
     data_parallel: layout.dataParallel, gradient_accumulation: layout.gradientAccumulation,
     aux_loss: auxLoss, z_loss: zLoss,
+    pad_tokens: seen.logits.tokens - logits.tokens,
     per_layer_alpha: strength.alpha, per_layer_beta: strength.beta,
   };
 }
-

@@ -40,6 +40,13 @@ export interface FrameworkSettings {
   /** Hugging Face Trainer: `average_tokens_across_devices`. */
   readonly averageTokensAcrossDevices?: boolean;
   /**
+   * Pad every sequence to this many tokens and count the pads (no padding
+   * mask); undefined: no pads, as with a mask.
+   */
+  readonly padTo?: number;
+  /** Megatron-LM: `--calculate-per-token-loss` (each micro-batch's term weighted by its tokens). */
+  readonly perTokenLoss?: boolean;
+  /**
    * Apply the scaling the framework intends instead of the one its code
    * applies today (HF: ÷ accumulation steps and no × world size; Megatron
    * global: × DP). The simulated gradient of every framework with this set
@@ -86,6 +93,34 @@ export function validateLayout(layout: ParallelLayout, sequences: number): void 
   if (sequences % parts !== 0) {
     throw new LabInputError(`${sequences} sequence${sequences === 1 ? "" : "s"} cannot be split into ${layout.dataParallel} rank${layout.dataParallel === 1 ? "" : "s"} × ${layout.gradientAccumulation} micro-batch${layout.gradientAccumulation === 1 ? "" : "es"} of equal size: DP × GA must divide the number of sequences`);
   }
+}
+
+/**
+ * The batch as a trainer that pads would see it: every sequence padded at its
+ * end to `tokensPerSequence` tokens with pad rows whose router logits are all
+ * equal (every pad token gets the same logits, whatever the router makes of
+ * the pad embedding; with all-equal ones the tie rule sends them all to
+ * experts 0…k−1). Counted pads are what a loss without a padding mask sees
+ * (Megatron-LM without `padding_mask`, #1984/#2121; HF's
+ * `load_balancing_loss_func` without `attention_mask`); masked pads are the
+ * unpadded batch.
+ */
+export function padSequences(logits: RouterLogits, sequenceLengths: readonly number[], tokensPerSequence: number): { logits: RouterLogits; sequenceLengths: number[]; padTokens: number } {
+  const longest = Math.max(...sequenceLengths);
+  if (!Number.isSafeInteger(tokensPerSequence) || tokensPerSequence < longest) {
+    throw new LabInputError(`pad to at least the longest sequence (${longest} tokens); got ${tokensPerSequence}`);
+  }
+  const { layers, tokens, experts } = logits;
+  const padded = sequenceLengths.length * tokensPerSequence;
+  const data = new Float64Array(layers * padded * experts);
+  const offsets = sequenceOffsets(sequenceLengths);
+  for (let l = 0; l < layers; l++) {
+    for (let s = 0; s < sequenceLengths.length; s++) {
+      const from = (l * tokens + offsets[s]) * experts;
+      data.set(logits.data.subarray(from, from + sequenceLengths[s] * experts), (l * padded + s * tokensPerSequence) * experts);
+    }
+  }
+  return { logits: { data, layers, tokens: padded, experts }, sequenceLengths: sequenceLengths.map(() => tokensPerSequence), padTokens: padded - tokens };
 }
 
 export function validateCoefficient(name: string, value: number): void {
@@ -142,8 +177,17 @@ export function coefficients(settings: FrameworkSettings): { alpha: number; beta
   return { alpha, beta };
 }
 
-/** Values and exact gradients of what the framework adds, for these logits. */
+/** The batch as the framework sees it: padded, with the pads counted, when `padTo` is set. */
+export function batchAsSeen(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): { logits: RouterLogits; sequenceLengths: readonly number[] } {
+  validateBatch(logits, { topK, sequenceLengths });
+  return settings.padTo === undefined ? { logits, sequenceLengths } : padSequences(logits, sequenceLengths, settings.padTo);
+}
+
+/** Values and exact gradients of what the framework adds, on the batch as it sees it (`batchAsSeen`). */
 export function frameworkGradients(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkGradients {
+  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
+  logits = seen.logits;
+  sequenceLengths = seen.sequenceLengths;
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   const auxGradient = new Float64Array(logits.data.length);
   const zGradient = new Float64Array(logits.data.length);
@@ -154,6 +198,9 @@ export function frameworkGradients(logits: RouterLogits, topK: number, sequenceL
 
 /** Values only. */
 export function frameworkTerms(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkTerms {
+  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
+  logits = seen.logits;
+  sequenceLengths = seen.sequenceLengths;
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   return {
     auxLoss: evaluate(logits, terms.filter((t) => t.kind === "lbl"), null),
@@ -219,7 +266,14 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
 
   // How the trainer scales one micro-batch's term, times DDP's 1/DP.
   const ddp = 1 / dp;
-  const meanOfMicroBatches = ddp / ga;
+  const totalTokens = offsets[offsets.length - 1];
+  if (settings.perTokenLoss && !settings.framework.startsWith("megatron")) {
+    throw new LabInputError(`--calculate-per-token-loss is a Megatron-LM option; ${spec.label} does not have it`);
+  }
+  // Megatron's per-token mode scales each micro-batch's term by its token count
+  // and divides every gradient by the global token count (finalize_model_grads,
+  // #5047): the same as 1/(GA·DP) when micro-batches hold equal token counts.
+  const trainerScale = (slice: MicroBatchSlice) => (settings.perTokenLoss ? (slice.endToken - slice.firstToken) / totalTokens : ddp / ga);
 
   const lblTerm = (layer: number, start: number, end: number, weights: Float64Array, scale: number, score: ScoreTerm["score"] = "softmax"): void => {
     if (scale !== 0) terms.push({ kind: "lbl", layer, start, end, weights, scale, score });
@@ -233,6 +287,7 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
 
   slices.forEach((slice, i) => {
     const T = slice.endToken - slice.firstToken;
+    const meanOfMicroBatches = trainerScale(slice);
     const local = counts[i];
     const sequences = slice.endSequence - slice.firstSequence;
     switch (settings.framework) {
@@ -289,10 +344,10 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
       case "hf": {
         if (settings.outputRouterLogits === false) break;
         // Not ÷ GA in the Trainer for these models; × world size with average_tokens_across_devices.
-        const trainerScale = settings.intended ? meanOfMicroBatches : ddp * (settings.averageTokensAcrossDevices ? dp : 1);
+        const hfScale = settings.intended ? meanOfMicroBatches : ddp * (settings.averageTokensAcrossDevices ? dp : 1);
         const tokenFraction = new Float64Array(experts);
         for (let l = 0; l < layers; l++) for (let e = 0; e < experts; e++) tokenFraction[e] += local.total[l][e] / (layers * T);
-        for (let l = 0; l < layers; l++) lblTerm(l, slice.firstToken, slice.endToken, tokenFraction, (trainerScale * alpha * experts) / (layers * T));
+        for (let l = 0; l < layers; l++) lblTerm(l, slice.firstToken, slice.endToken, tokenFraction, (hfScale * alpha * experts) / (layers * T));
         break;
       }
       case "openmoe":
