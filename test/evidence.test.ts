@@ -36,3 +36,25 @@ test("paired training curves: per-seed differences at the same steps, smoothed",
   assert.deepEqual(d.map((p) => p.difference), [-1, 0, -1], "only seed 1 has both arms");
   assert.deepEqual(d.map((p) => p.seed), [1, 1, 1]);
 });
+
+test("trade-off points: one sweep's arms at seed 1 with their settings; f-group points only for arms that differ in the group alone", async () => {
+  const { sweepPoints, groupPoints } = await import("../src/components/evidence.js");
+  const withConfig = (arm: string, seed: number, config: Record<string, unknown>, maxVio: number, code = 40): Run => ({ ...run(arm, seed, code, 0.1), config, metrics: { ...run(arm, seed, code, 0.1).metrics, maxVio } });
+  const base = { alpha: 0.01, beta: 0.001, z_norm: "olmoe", bias_rule: null, bias_rate: 0 };
+  const runs = [
+    withConfig("micro", 1, { ...base, group: 1 }, 0.8),
+    withConfig("micro", 2, { ...base, group: 1 }, 0.7),
+    withConfig("micro-alpha1e-3", 1, { ...base, alpha: 0.001, group: 1 }, 1.5),
+    withConfig("micro-alpha1e-1", 1, { ...base, alpha: 0.1, group: 1 }, 0.2, 44),
+    withConfig("global", 1, { ...base, group: 32 }, 0.9),
+    withConfig("lbl-group4", 1, { ...base, group: 4 }, 0.85),
+    withConfig("global-z-no-divk", 1, { ...base, z_norm: "st_moe", group: 32 }, 0.8),
+    withConfig("loss-free", 1, { ...base, alpha: 0, bias_rule: "sign", bias_rate: 0.001, group: 1 }, 0.4),
+    withConfig("loss-free-u1e-2", 1, { ...base, alpha: 0, bias_rule: "sign", bias_rate: 0.01, group: 1 }, 0.3),
+  ];
+  const alpha = sweepPoints(runs, "micro-alpha", "micro");
+  assert.deepEqual(alpha.map((p) => p.setting), ["α=0.1", "α=0.01", "α=0.001"], "seed 1 only, sorted by MaxVio");
+  assertClose(alpha[0].ppl, Math.sqrt(44 * 100), 1e-12, "geometric mean of domains");
+  assert.deepEqual(sweepPoints(runs, "loss-free-", "loss-free").map((p) => p.setting), ["sign u=0.01", "sign u=0.001"]);
+  assert.deepEqual(groupPoints(runs).map((p) => [p.arm, p.group]), [["micro", 1], ["lbl-group4", 4], ["global", 32]], "no z-loss or α variant, no bias");
+});

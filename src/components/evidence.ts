@@ -135,3 +135,45 @@ export function pairedCurves(runs: readonly Run[], arm: string, reference: strin
   }
   return out;
 }
+
+/** One point of a trade-off curve: a trained arm at seed 1, with its setting as a label. */
+export interface SweepPoint {
+  arm: string;
+  /** "α=0.003", "sign u=0.0001", or the arm's name when it has no config. */
+  setting: string;
+  maxVio: number;
+  /** Geometric mean of the code and prose perplexities. */
+  ppl: number;
+  bits: number;
+}
+
+/**
+ * The arms of one sweep (names starting with `prefix`) and its reference arm,
+ * at seed 1, as points of Wang et al.'s MaxVio–perplexity trade-off. One seed
+ * per point: the page says to read the curve's shape, not neighbouring gaps.
+ */
+export function sweepPoints(runs: readonly Run[], prefix: string, reference: string): SweepPoint[] {
+  return runs
+    .filter((r) => r.seed === 1 && (r.arm.startsWith(prefix) || r.arm === reference))
+    .map((r) => {
+      const config = r.config as { alpha?: number; bias_rule?: string | null; bias_rate?: number } | null;
+      const setting = !config ? r.arm : config.bias_rule ? `${config.bias_rule} u=${config.bias_rate}` : `α=${config.alpha}`;
+      return { arm: r.arm, setting, maxVio: r.metrics.maxVio, ppl: Math.sqrt(r.metrics.perplexity.code * r.metrics.perplexity.prose), bits: r.metrics.bits };
+    })
+    .sort((a, b) => a.maxVio - b.maxVio);
+}
+
+/**
+ * Specialisation against the number of sequences per `f` group (Qiu et al.'s
+ * "Balance BSZ"), at seed 1: the LBL arms that differ from the default only in
+ * their group (α = 0.01, β = 0.001 with the OLMoE ÷k, no bias), by group size.
+ */
+export function groupPoints(runs: readonly Run[]): { arm: string; group: number; bits: number; maxVio: number }[] {
+  return runs
+    .filter((r) => {
+      const c = r.config as { alpha?: number; beta?: number; z_norm?: string; bias_rule?: string | null; group?: number } | null;
+      return r.seed === 1 && !!c && c.alpha === 0.01 && c.beta === 0.001 && c.z_norm === "olmoe" && !c.bias_rule && typeof c.group === "number";
+    })
+    .map((r) => ({ arm: r.arm, group: (r.config as { group: number }).group, bits: r.metrics.bits, maxVio: r.metrics.maxVio }))
+    .sort((a, b) => a.group - b.group);
+}
