@@ -164,3 +164,14 @@ test("changing the micro-batch size reuses the summary: same numbers as a fresh 
     { numRuns: 50 },
   );
 });
+
+test("lossRecord sums the whole batch's totals once per layer", async () => {
+  const { totalsCounter, summarize: summarise } = await import("../src/lib/summary.js");
+  const { lossRecord: record } = await import("../src/lib/losses/index.js");
+  const data = Float64Array.from({ length: 3 * 20 * 6 }, (_, i) => Math.sin(i * 1.7));
+  const summary = summarise({ data, layers: 3, tokens: 20, experts: 6 }, 2, [5, 5, 10]);
+  const before = totalsCounter.wholeBatch;
+  record(summary, 2);
+  record(summary, 3);
+  assert.equal(totalsCounter.wholeBatch - before, 3, "one sum per layer, reused by every family and every micro-batch size");
+});

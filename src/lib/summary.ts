@@ -180,7 +180,34 @@ export interface GroupTotals {
   readonly load: Float64Array;
 }
 
+/**
+ * Whole-batch totals, per summary and layer: every family of the record (the
+ * Switch and pooled LBLs, the global LBL's f, both CV², MaxVio) starts from
+ * them, so they are summed once per summary rather than once per loss. Only
+ * the whole batch is kept: caching every micro-batch group of a file of many
+ * sequences would cost memory in proportion to it. Callers never write into
+ * the arrays they are given.
+ */
+const wholeBatchCache = new WeakMap<RoutingSummary, GroupTotals[]>();
+
+/** How many times whole-batch totals were summed (a test checks that lossRecord sums each layer once). */
+export const totalsCounter = { wholeBatch: 0 };
+
 export function groupTotals(summary: RoutingSummary, layer: number, group: SequenceGroup): GroupTotals {
+  const { sequenceLengths } = summary;
+  if (group.first === 0 && group.end === sequenceLengths.length) {
+    let cached = wholeBatchCache.get(summary);
+    if (!cached) wholeBatchCache.set(summary, (cached = []));
+    if (!cached[layer]) {
+      totalsCounter.wholeBatch++;
+      cached[layer] = sumGroup(summary, layer, group);
+    }
+    return cached[layer];
+  }
+  return sumGroup(summary, layer, group);
+}
+
+function sumGroup(summary: RoutingSummary, layer: number, group: SequenceGroup): GroupTotals {
   const { experts, sequenceLengths } = summary;
   const sequences = sequenceLengths.length;
   const probSum = new Float64Array(experts);
