@@ -70,3 +70,26 @@ test("a selection bias of the wrong size or with NaN is refused", () => {
   assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, 0] }), /selection bias has 2 values; layers × experts is 4/);
   assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, NaN, 0, 0] }), /not finite at layer 0, expert 1/);
 });
+
+test("the your-logits pipeline routes each row once: the replay takes the summary's routing, with the same result as routing on its own", async () => {
+  const { routingCounter } = await import("../src/lib/summary.js");
+  const { bytesSource, planLogits, streamLogits, summaryForPlan } = await import("../src/lib/io/stream.js");
+  const { BiasReplayBuilder } = await import("../src/lib/loss-free.js");
+  const { writeNpy } = await import("../src/lib/io/npy.js");
+  const layers = 2, tokens = 3000, experts = 16;
+  const data = Float32Array.from({ length: layers * tokens * experts }, (_, i) => Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011));
+  const source = bytesSource(writeNpy(data, [layers, tokens, experts]), "replay.npy");
+  const plan = await planLogits(source);
+  // As the worker does it: one builder routes, the replay listens.
+  const listening = new BiasReplayBuilder(plan, 2, 1e-3, 256);
+  const summary = summaryForPlan(plan, 2, [tokens], { onRow: listening.onRow });
+  const before = routingCounter.rows;
+  await streamLogits(source, plan, (values, count) => summary.addRows(values, 0, count), () => {}, 4096);
+  assert.equal(routingCounter.rows - before, layers * tokens, "every row routed exactly once");
+  // The same replay routing on its own.
+  const alone = new BiasReplayBuilder(plan, 2, 1e-3, 256);
+  await streamLogits(source, plan, (values, count) => alone.addRows(values, count), () => {}, 4096);
+  assert.deepEqual(listening.replay.maxVioUnbiased, alone.replay.maxVioUnbiased);
+  assert.deepEqual(listening.replay.maxVio, alone.replay.maxVio);
+  assert.deepEqual(listening.replay.biasFirstLayer.at(-1), alone.replay.biasFirstLayer.at(-1));
+});

@@ -4,6 +4,7 @@
  * the gate weights stay the unbiased probabilities, and no gradient is
  * involved. After each batch the bias moves against the load error.
  */
+import { routingCounter } from "./summary.js";
 import { biasedTopKRow, softmaxRow, topKRow } from "./routing.js";
 import type { RouterLogits } from "./types.js";
 import { validateBatch } from "./validate.js";
@@ -155,21 +156,45 @@ export class BiasReplayBuilder {
     this.replay = { batchTokens, maxVio: Array.from({ length: shape.layers }, () => []), maxVioUnbiased: Array.from({ length: shape.layers }, () => []), biasFirstLayer: [] };
   }
 
+  /**
+   * Routes `count` rows itself (its own softmax and plain top-k). When a
+   * summary is built over the same rows, pass `onRow` to it instead: each
+   * row is then routed once.
+   */
   addRows(data: ArrayLike<number>, count: number): void {
     const { tokens, experts: E } = this.shape;
-    const { topK, p, scores, chosen } = this;
+    const { topK, p, chosen } = this;
     for (let r = 0; r < count; r++, this.rowsDone++) {
       const layer = Math.floor(this.rowsDone / tokens);
       const token = this.rowsDone - layer * tokens;
       if (token === 0) this.startLayer();
       if (this.replay.maxVio[layer].length >= this.maxBatches) continue;
       softmaxRow(data, r * E, E, p);
-      biasedTopKRow(p, this.bias, 0, E, topK, scores, chosen);
-      for (let i = 0; i < topK; i++) this.batchLoad[chosen[i]]++;
       topKRow(p, E, topK, chosen);
-      for (let i = 0; i < topK; i++) this.plainLoad[chosen[i]]++;
-      if (++this.inBatch === this.replay.batchTokens || token === tokens - 1) this.closeBatch(layer);
+      routingCounter.rows++;
+      this.countRow(layer, token, p, chosen);
     }
+  }
+
+  /**
+   * A `RowListener` for `SummaryBuilder`: takes each row's probabilities
+   * (`exps[e]·inv`) and plain top-k from the summary, and adds only the
+   * biased choice.
+   */
+  readonly onRow = (layer: number, token: number, exps: Float64Array, inv: number, plainChosen: Int32Array): void => {
+    if (token === 0) this.startLayer();
+    if (this.replay.maxVio[layer].length >= this.maxBatches) return;
+    const { p } = this;
+    for (let e = 0; e < p.length; e++) p[e] = exps[e] * inv;
+    this.countRow(layer, token, p, plainChosen);
+  };
+
+  private countRow(layer: number, token: number, p: Float64Array, plainChosen: Int32Array): void {
+    const { topK, scores, chosen } = this;
+    for (let i = 0; i < topK; i++) this.plainLoad[plainChosen[i]]++;
+    biasedTopKRow(p, this.bias, 0, p.length, topK, scores, chosen);
+    for (let i = 0; i < topK; i++) this.batchLoad[chosen[i]]++;
+    if (++this.inBatch === this.replay.batchTokens || token === this.shape.tokens - 1) this.closeBatch(layer);
   }
 
   private startLayer(): void {

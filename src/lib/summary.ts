@@ -27,7 +27,20 @@ export interface RoutingSummary {
   readonly maxLogit: number;
 }
 
+/**
+ * Receives every row as the summary routes it, so that a second consumer (the
+ * expert-bias replay of the your-logits page) needs no softmax or top-k of
+ * its own: `exps[e]·inv` is the row's probability, `chosen` its top-k as the
+ * summary chose it. The arrays are reused for the next row.
+ */
+export type RowListener = (layer: number, token: number, exps: Float64Array, inv: number, chosen: Int32Array) => void;
+
+/** Rows routed (softmax and top-k) by every summary builder: a test checks each row is routed once. */
+export const routingCounter = { rows: 0 };
+
 export interface SummaryOptions {
+  /** Called with every row after it is routed (see RowListener). */
+  readonly onRow?: RowListener;
   /**
    * Auxiliary-loss-free routing's expert bias, layers × experts: added to the
    * softmax only to choose the top-k (the load), never to the probabilities
@@ -72,6 +85,7 @@ export class SummaryBuilder {
   private readonly sequenceOf: Int32Array; // token → sequence
   private readonly selectionBias: Float64Array | null;
   private readonly scores: Float64Array;
+  private readonly onRow: RowListener | undefined;
   private maxLogit = -Infinity;
   private rowsDone = 0;
 
@@ -87,6 +101,7 @@ export class SummaryBuilder {
       for (let i = 0; i < bias.length; i++) if (!Number.isFinite(bias[i])) throw new LabInputError(`the selection bias is not finite at layer ${Math.floor(i / shape.experts)}, expert ${i % shape.experts}: ${bias[i]}`);
     }
     this.selectionBias = bias === undefined ? null : Float64Array.from(bias);
+    this.onRow = options.onRow;
     this.scores = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
     const needed = summaryBytes(shape, sequences);
@@ -153,12 +168,14 @@ export class SummaryBuilder {
         chosen[i] = e;
       }
       for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
+      if (this.onRow) this.onRow(layer, globalRow - layer * tokens, exps, inv, chosen);
       const lse = max + Math.log(sum); // sum ≥ 1: the max term is exp(0)
       logSumExpSquareSum[layer * sequences + sequence] += lse * lse;
       if (max > maxLogit) maxLogit = max;
     }
     this.maxLogit = maxLogit;
     this.rowsDone += count;
+    routingCounter.rows += count;
   }
 
   finish(): RoutingSummary {

@@ -42,12 +42,13 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       const [reading, readingPlan] = [source, plan];
       const started = performance.now();
       const sequenceLengths = request.sequenceLengths ?? readingPlan.sequenceLengths ?? [readingPlan.tokens];
-      const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths);
+      // One routing pass per row: the replay takes each row's probabilities
+      // and plain top-k from the summary and adds only its biased choice.
       const replay = new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
+      const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, { onRow: replay.onRow });
       await streamLogits(reading, readingPlan, (values, count) => {
         if (id !== newest) throw new Superseded();
         summary.addRows(values, 0, count);
-        replay.addRows(values, count);
       }, (done, total) => post({ id, type: "progress", done, total }));
       post({ id, type: "summarized", summary: summary.finish(), replay: replay.replay, ms: performance.now() - started });
     }

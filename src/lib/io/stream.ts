@@ -8,7 +8,7 @@
 import { LabInputError, type FloatArray } from "../types.js";
 import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
 import { checkedFormat, readLogits, type LogitsFormat } from "./read.js";
-import { SummaryBuilder } from "../summary.js";
+import { SummaryBuilder, type SummaryOptions } from "../summary.js";
 import { validateBatch } from "../validate.js";
 import { npyDataStart, parseNpyHeader } from "./npy.js";
 import { MAX_HEADER_BYTES, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
@@ -122,7 +122,7 @@ export async function streamLogits(
  * checked (and the summary's memory bounded) before any row is read, so the
  * CLI and the page refuse a bad request the same way.
  */
-export function summaryForPlan(plan: LogitsPlan, topK: number, sequenceLengths: readonly number[]): SummaryBuilder {
+export function summaryForPlan(plan: LogitsPlan, topK: number, sequenceLengths: readonly number[], options: SummaryOptions = {}): SummaryBuilder {
   validateBatch({ data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, { topK, sequenceLengths }, { skipValues: true });
-  return new SummaryBuilder(plan, topK, sequenceLengths);
+  return new SummaryBuilder(plan, topK, sequenceLengths, options);
 }
