@@ -175,3 +175,26 @@ test("lossRecord sums the whole batch's totals once per layer", async () => {
   record(summary, 3);
   assert.equal(totalsCounter.wholeBatch - before, 3, "one sum per layer, reused by every family and every micro-batch size");
 });
+
+test("MaxVio's sampling floor: the approximation against a simulated uniform router", async () => {
+  const { maxVioSamplingFloor, maxVioOfLoad } = await import("../src/lib/losses/max-vio.js");
+  // A uniform router: every token picks k distinct experts at random.
+  let state = 7;
+  const next = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 4294967296);
+  for (const [tokens, topK, experts] of [[240, 8, 64], [512, 2, 16], [8192, 8, 64]]) {
+    let total = 0;
+    const batches = 300;
+    for (let b = 0; b < batches; b++) {
+      const load = new Float64Array(experts);
+      for (let t = 0; t < tokens; t++) {
+        const chosen = new Set<number>();
+        while (chosen.size < topK) chosen.add(Math.floor(next() * experts));
+        for (const e of chosen) load[e]++;
+      }
+      total += maxVioOfLoad(load, tokens, topK);
+    }
+    const simulated = total / batches;
+    const floor = maxVioSamplingFloor(tokens, topK, experts);
+    assert.ok(Math.abs(floor - simulated) < 0.1 * simulated, `T ${tokens}, k ${topK}, E ${experts}: approximation ${floor}, simulated ${simulated}`);
+  }
+});

@@ -7,6 +7,7 @@ import { microBatches, wholeBatch, type SequenceGroup } from "../batching.js";
 import { groupTotals, type RoutingSummary } from "../summary.js";
 import { validateMicroBatch } from "../validate.js";
 import { mean } from "./reduce.js";
+import { studentTQuantile } from "../statistics.js";
 
 export function maxVioOfLoad(load: ArrayLike<number>, tokens: number, topK: number): number {
   const meanLoad = (tokens * topK) / load.length;
@@ -33,4 +34,17 @@ export function globalPerLayer(summary: RoutingSummary): number[] {
 export function microBatchPerLayer(summary: RoutingSummary, microBatchSequences: number): number[] {
   validateMicroBatch(microBatchSequences);
   return groupedPerLayer(summary, microBatches(summary.sequenceLengths.length, microBatchSequences));
+}
+
+/**
+ * The MaxVio a perfectly uniform router reads by chance on `tokens` tokens,
+ * roughly: each token picks k distinct experts, so an expert's count has mean
+ * T·k/E and sd √(T·(k/E)(1 − k/E)), and the largest of E of them sits near the expected maximum of E
+ * standard normals (Blom's approximation, Φ⁻¹((E − 0.375)/(E + 0.25))), so
+ * MaxVio ≈ z_max(E)·√(1 − k/E)/√(T·k/E). Quoted beside every MaxVio: it is why MaxVio is
+ * never compared across very different token counts.
+ */
+export function maxVioSamplingFloor(tokens: number, topK: number, experts: number): number {
+  const zMax = studentTQuantile((experts - 0.375) / (experts + 0.25), 1e7);
+  return (zMax * Math.sqrt(1 - topK / experts)) / Math.sqrt((tokens * topK) / experts);
 }
