@@ -1,6 +1,8 @@
 // The page's handle on the model worker: one promise per request, progress
 // through a callback, and a crashed worker turned into an error message.
 import type { LoadRequest, WorkerMessage } from "../workers/model-protocol.js";
+import { joinWindows } from "../lib/model/windows.js";
+import type { RouterLogits } from "../lib/types.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
 export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type">;
@@ -53,4 +55,36 @@ export class ModelClient {
   terminate(): void {
     this.worker.terminate();
   }
+}
+
+/** Sequences routed by OLMoE-mini one after another, joined into one batch. */
+export interface RoutedSequences {
+  logits: RouterLogits;
+  sequenceLengths: number[];
+  selectionBias?: Float32Array;
+  /** Time the worker spent in forward passes, in ms. */
+  ms: number;
+  backend: ForwardResult["backend"];
+  fallbackReason: ForwardResult["fallbackReason"];
+}
+
+/**
+ * The one loop that runs OLMoE-mini over several sequences (a long text's
+ * windows, the sample batch, one sample) and joins their router logits,
+ * layer-major, into a batch whose sequences are the inputs. `onSequence`
+ * hears before each forward pass, for progress.
+ */
+export async function routeSequences(client: ModelClient, sequences: readonly (readonly number[])[], onSequence: (index: number, count: number) => void = () => {}): Promise<RoutedSequences> {
+  if (sequences.length === 0) throw new Error("no sequence to route");
+  const parts: ForwardResult[] = [];
+  let ms = 0;
+  for (const [index, ids] of sequences.entries()) {
+    onSequence(index, sequences.length);
+    const result = await client.forward(ids);
+    ms += result.ms;
+    parts.push(result);
+  }
+  const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
+  const last = parts[parts.length - 1];
+  return { logits, sequenceLengths, selectionBias, ms, backend: last.backend, fallbackReason: last.fallbackReason };
 }

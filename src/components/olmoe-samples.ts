@@ -2,10 +2,9 @@
 // worker and returns their router logits as one batch, one sequence per
 // sample window, with each sequence's domain: real logits for the pages that
 // first explain an idea on synthetic ones.
-import { ModelClient } from "./model-client.js";
+import { ModelClient, routeSequences } from "./model-client.js";
 import { backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
-import { joinWindows } from "../lib/model/windows.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
 import type { RouterLogits } from "../lib/types.js";
 
@@ -46,15 +45,8 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
   try {
     progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
     const loaded = await client.load({ modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() });
-    const parts = [];
-    let ms = 0;
-    for (const [i, sequence] of sequences.entries()) {
-      progress(`${options.checkpoint}: routing sequence ${i + 1} of ${sequences.length} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`, 0.5 + 0.5 * (i / sequences.length));
-      const result = await client.forward(sequence.ids);
-      ms += result.ms;
-      parts.push(result);
-    }
-    const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
+    const { logits, sequenceLengths, selectionBias, ms } = await routeSequences(client, sequences.map((s) => s.ids), (i, n) =>
+      progress(`${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`, 0.5 + 0.5 * (i / n)));
     return { checkpoint: options.checkpoint, backend: loaded.backend, fallbackReason: loaded.fallbackReason, logits, sequenceLengths, selectionBias, domains: sequences.map((s) => s.domain), ms };
   } finally {
     client.terminate();
