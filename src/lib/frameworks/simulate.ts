@@ -246,8 +246,8 @@ function countSlice(logits: RouterLogits, topK: number, offsets: readonly number
   return { bySequence, total };
 }
 
+/** The batch must already be as the framework sees it: `batchAsSeen` validated it (once: the value scan is the costly part). */
 function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): { terms: Term[]; alpha: number; beta: number } {
-  validateBatch(logits, { topK, sequenceLengths });
   const spec = frameworks[settings.framework];
   if (!spec) throw new LabInputError(`unknown framework '${settings.framework}'`);
   if (spec.supportedTopK && !spec.supportedTopK.includes(topK)) {
