@@ -13,11 +13,16 @@
  */
 import { open, stat } from "node:fs/promises";
 import { readFileSync } from "node:fs";
-import { lossRecord } from "./lib/losses/index.js";
+import { lossDescriptors, lossRecord } from "./lib/losses/index.js";
 import { supportedFormats } from "./lib/io/read.js";
 import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, summaryForPlan, type ByteSource } from "./lib/io/stream.js";
 import { LabInputError, decimalInteger, type FloatArray } from "./lib/types.js";
 import { frameworkNames, frameworkRecord, frameworks, isFrameworkName, type FrameworkName } from "./lib/frameworks/index.js";
+
+/** `lbl.{switch,hf,…}, z_loss.{…}, …`, from the registry. */
+const lossFamiliesHelp = [...new Set(lossDescriptors.map((d) => d.family))]
+  .map((family) => `${family}.{${lossDescriptors.filter((d) => d.family === family).map((d) => d.variant).join(",")}}`)
+  .join(",\n");
 
 const frameworkHelp = frameworkNames
   .map((name) => {
@@ -35,8 +40,8 @@ const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
        moe-lab --version
 
 Prints every load-balancing loss of FILE's router logits as one JSON object:
-lbl.{switch,hf,sequence,micro_batch,global}, z_loss.{st_moe,olmoe},
-cv2.{importance,load}, max_vio.{global,micro_batch} and load [L][E].
+${lossFamiliesHelp}
+and load [L][E].
 All values are unweighted (before the coefficients α and β).
 
 FILE: ${supportedFormats}; - reads standard input.

@@ -16,7 +16,7 @@ import { eventually } from "./eventually.js";
 import { serveDist, type StaticSite } from "../../tools/static-server.js";
 import { Tokenizer } from "../../src/lib/model/tokenizer.js";
 import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
-import { lossRecord, lossByName, type LossName } from "../../src/lib/losses/index.js";
+import { lossDescriptors, lossName, lossRecord, lossByName } from "../../src/lib/losses/index.js";
 import { summarize } from "../../src/lib/summary.js";
 import { sampleSequences } from "../../src/lib/model/sample-sequences.js";
 
@@ -25,7 +25,7 @@ const models = existsSync(`${root}data/models`) ? readdirSync(`${root}data/model
 const order = ["micro", "global", "loss-free", "none"];
 const first = order.find((s) => models.includes(`${s}.onnx`));
 const skip = first ? false : "no OLMoE-mini checkpoint in data/models yet";
-const lossNames: LossName[] = ["lbl.switch", "lbl.hf", "lbl.sequence", "lbl.micro_batch", "lbl.global", "z_loss.st_moe", "z_loss.olmoe", "cv2.importance", "cv2.load", "max_vio.global", "max_vio.micro_batch"];
+const lossNames = lossDescriptors.map(lossName);
 
 let site: StaticSite;
 let browser: BrowserContext;

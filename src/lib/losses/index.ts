@@ -1,41 +1,43 @@
 /**
- * Every number of the specification's output record, from one summary.
+ * Every number of the specification's output record, from one summary: one
+ * value per registered descriptor (registry.ts), plus the loads.
  */
 import * as lbl from "./lbl.js";
 import * as cv2 from "./cv2.js";
 import * as maxVio from "./max-vio.js";
 import * as zLoss from "./z-loss.js";
-import { mean } from "./reduce.js";
+import { lossName, type LossDescriptor } from "./descriptor.js";
+import { lossDescriptors, type LossName, type RegisteredLoss } from "./registry.js";
 import { summarize, type RoutingSummary } from "../summary.js";
 import type { RouterLogits } from "../types.js";
+import { validateMicroBatch } from "../validate.js";
 
-export { lbl, cv2, maxVio, zLoss };
+export { lbl, cv2, maxVio, zLoss, lossDescriptors, lossName };
+export type { LossName, LossDescriptor };
 
-/** The output record of `moe-lab losses`: all values unweighted. */
-export interface LossRecord {
-  lbl: { switch: number; hf: number; sequence: number; micro_batch: number; global: number };
-  z_loss: { st_moe: number; olmoe: number };
-  cv2: { importance: number; load: number };
-  max_vio: { global: number; micro_batch: number };
+type Families = RegisteredLoss["family"];
+
+/** The output record of `moe-lab losses`: all values unweighted; its keys follow the registry. */
+export type LossRecord = {
+  [F in Families]: { [D in RegisteredLoss as D["family"] extends F ? D["variant"] : never]: number };
+} & {
   /** `[L][E]` routing-slot counts. */
   load: number[][];
-}
+};
 
-/** Cheap: O(layers × sequences × experts). Call again freely when `m` changes. */
-export function lossRecord(summary: RoutingSummary, microBatchSequences = 1): LossRecord {
-  return {
-    lbl: {
-      switch: mean(lbl.switchPerLayer(summary)),
-      hf: lbl.hfPooled(summary),
-      sequence: mean(lbl.sequencePerLayer(summary)),
-      micro_batch: mean(lbl.microBatchPerLayer(summary, microBatchSequences)),
-      global: mean(lbl.globalPerLayer(summary, microBatchSequences)),
-    },
-    z_loss: { st_moe: zLoss.stMoe(summary), olmoe: zLoss.olmoe(summary) },
-    cv2: { importance: mean(cv2.importancePerLayer(summary)), load: mean(cv2.loadPerLayer(summary)) },
-    max_vio: { global: mean(maxVio.globalPerLayer(summary)), micro_batch: mean(maxVio.microBatchPerLayer(summary, microBatchSequences)) },
-    load: layerLoads(summary),
-  };
+/**
+ * Cheap: O(layers × sequences × experts). Call again freely when `m` changes.
+ * `descriptors` defaults to the registry; a caller (or a test) may pass more.
+ */
+export function lossRecord(summary: RoutingSummary, microBatchSequences = 1, descriptors: readonly LossDescriptor[] = lossDescriptors): LossRecord {
+  validateMicroBatch(microBatchSequences);
+  const record: Record<string, Record<string, number> | number[][]> = {};
+  for (const d of descriptors) {
+    const family = (record[d.family] ??= {}) as Record<string, number>;
+    family[d.variant] = d.value(summary, { microBatchSequences });
+  }
+  record.load = layerLoads(summary);
+  return record as LossRecord;
 }
 
 /** `c[l][e]` over the whole batch. */
@@ -54,13 +56,11 @@ export function computeLosses(logits: RouterLogits, topK: number, sequenceLength
   return lossRecord(summarize(logits, topK, sequenceLengths), microBatchSequences);
 }
 
-/** Names of the scalar entries of a record, as `family.variant`. */
-export type LossName = {
-  [F in Exclude<keyof LossRecord, "load">]: `${F}.${Extract<keyof LossRecord[F], string>}`;
-}[Exclude<keyof LossRecord, "load">];
-
-/** Reads `record["lbl"]["global"]` from the name `"lbl.global"`. */
-export function lossByName(record: LossRecord, name: LossName): number {
-  const [family, variant] = name.split(".") as [Exclude<keyof LossRecord, "load">, string];
-  return (record[family] as Record<string, number>)[variant];
+/** Reads `record["lbl"]["global"]` from the name `"lbl.global"` (any descriptor's name). */
+export function lossByName(record: LossRecord, name: LossName | string): number {
+  const dot = name.indexOf(".");
+  const family = (record as unknown as Record<string, Record<string, number> | undefined>)[name.slice(0, dot)];
+  const value = family?.[name.slice(dot + 1)];
+  if (typeof value !== "number") throw new Error(`no loss named ${name} in this record`);
+  return value;
 }
