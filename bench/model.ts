@@ -14,12 +14,13 @@ import { serveDist } from "../tools/static-server.js";
 import { Tokenizer } from "../src/lib/model/tokenizer.js";
 import { profileNative, profileWasm } from "./operator-profile.js";
 import type { BenchRow } from "./timing.js";
+import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const suite = "OLMoE-mini";
 
 export async function benchModel(): Promise<BenchRow[]> {
-  const checkpoint = ["micro", "global", "loss-free", "none"].find((s) => existsSync(`${root}data/models/${s}.onnx`));
+  const checkpoint = olmoeMini.checkpoints.find((s) => existsSync(`${root}data/models/${s}.onnx`));
   if (!checkpoint) return [{ suite, case: "forward pass", value: NaN, unit: "ms", note: "skipped: no checkpoint in data/models" }];
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>;

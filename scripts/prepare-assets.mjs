@@ -12,6 +12,8 @@
 //   itself (no CDN), same version as the bundled JavaScript;
 // - src/assets/models/, tokenizer.json, samples.json: OLMoE-mini's
 //   checkpoints, tokenizer and sample texts from data/;
+// - src/assets/olmoe-mini.js: OLMoE-mini's facts (src/lib/model/olmoe-mini.json)
+//   as a module, for pages;
 // - src/.observablehq/cache/_npm/<name>@<version>/: Framework's client bundle
 //   names every library its implicit imports could load (React for JSX,
 //   DuckDB, Arquero, ...) and asks the npm registry for each one's latest
@@ -64,6 +66,11 @@ writeFileSync(new URL("model-files.js", assets), [
   "export const modelFiles = {",
   ...available.map((file) => `  ${JSON.stringify(file.replace(/\.onnx$/, ""))}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`),
   "};",
+  "",
+].join("\n"));
+writeFileSync(new URL("olmoe-mini.js", assets), [
+  "// Written by scripts/prepare-assets.mjs from src/lib/model/olmoe-mini.json (see src/components/olmoe-mini.js).",
+  `export default ${readFileSync(new URL("src/lib/model/olmoe-mini.json", root), "utf8").trim()};`,
   "",
 ].join("\n"));
 copyFileSync(new URL("data/tokenizer.json", root), new URL("tokenizer.json", assets));

@@ -23,9 +23,11 @@ The run id (folder, metrics and log file names) is the arm's name for seed 1 and
 """
 import json
 
+import facts
+
 SEED_BASE = 1234
-BATCH_SEQUENCES = 32
-STRATEGIES = ("micro", "global", "loss-free", "none")
+BATCH_SEQUENCES = facts.BATCH_SEQUENCES
+STRATEGIES = facts.CHECKPOINTS  # src/lib/model/olmoe-mini.json
 BIAS_RULES = ("sign", "sign-recentred", "proportional")
 Z_NORMS = ("olmoe", "st_moe")
 FIELDS = ("arm", "seed", "alpha", "group", "beta", "z_norm", "bias_rule", "bias_rate")

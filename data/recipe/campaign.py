@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import arms  # noqa: E402
+import facts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SINGLE_THREAD_ENV = {
@@ -94,7 +95,7 @@ class Campaign:
     def __init__(self, args):
         self.args = args
         self.runs, self.metrics, self.logs = args.runs, args.metrics, args.logs
-        self.steps = math.ceil(args.tokens / (arms.BATCH_SEQUENCES * 256))
+        self.steps = math.ceil(args.tokens / (arms.BATCH_SEQUENCES * facts.CONTEXT))
 
     def status(self, arm):
         """('done' | 'evaluate' | 'train' | 'conflict', why, steps already trained)."""
@@ -155,7 +156,7 @@ class Campaign:
             elif state != "done":
                 todo.append((arm, state, done))
         per_token, basis = self.seconds_per_token()
-        tokens_left = sum((self.steps - done) * arms.BATCH_SEQUENCES * 256 for _, _, done in todo)
+        tokens_left = sum((self.steps - done) * arms.BATCH_SEQUENCES * facts.CONTEXT for _, _, done in todo)
         cpu_hours = tokens_left * per_token / 3600
         print(f"campaign: {len(plan)} arms, {len(plan) - len(todo) - len(conflicts)} published, {len(todo)} to run, {len(conflicts)} in conflict", file=sys.stderr)
         print(f"campaign: about {cpu_hours:.1f} CPU-hours of training left ({basis}), {cpu_hours / self.args.jobs:.1f} hours with {self.args.jobs} jobs, plus ~1 min of evaluation per arm", file=sys.stderr)

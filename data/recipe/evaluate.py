@@ -28,9 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, OLMoEMini  # noqa: E402
 import arms  # noqa: E402
+import facts  # noqa: E402
 
 DOMAINS = ("code", "prose")
-WINDOW = 256
+WINDOW = facts.CONTEXT  # src/lib/model/olmoe-mini.json
 
 
 def unigram_perplexity(corpus, vocab):
@@ -136,7 +137,7 @@ def main():
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--out", default="data/metrics")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
-    parser.add_argument("strategies", nargs="*", default=["micro", "global", "loss-free", "none"], help="run ids")
+    parser.add_argument("strategies", nargs="*", default=list(facts.CHECKPOINTS), help="run ids")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)

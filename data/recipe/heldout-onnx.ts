@@ -17,10 +17,11 @@
  */
 import { readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import * as ort from "onnxruntime-node";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
-const WINDOW = 256;
+const WINDOW = olmoeMini.context;
 const root = new URL("../", import.meta.url);
-const runs = process.argv.slice(2).length ? process.argv.slice(2) : ["micro", "global", "loss-free", "none"];
+const runs = process.argv.slice(2).length ? process.argv.slice(2) : olmoeMini.checkpoints;
 const held = new Uint16Array(readFileSync(new URL("corpus/heldout.tokens.u16", root)).buffer.slice(0));
 const domains = new Uint8Array(readFileSync(new URL("corpus/heldout.domains.u8", root)));
 const endOfText = (JSON.parse(readFileSync(new URL("tokenizer.json", root), "utf8")) as { endOfText: number }).endOfText;

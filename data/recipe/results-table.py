@@ -1,9 +1,13 @@
 """Prints the model card's results table from data/metrics/*.json (markdown)."""
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import facts  # noqa: E402
 
 rows = ["| checkpoint | held-out ppl code | ppl prose | unigram code / prose | MaxVio (held-out, mean of layers) | dead experts | I(domain; expert), bits | training time |", "|---|---|---|---|---|---|---|---|"]
-for strategy in ("micro", "global", "loss-free", "none"):
+for strategy in facts.CHECKPOINTS:
     path = f"data/metrics/{strategy}.json"
     if not os.path.exists(path):
         rows.append(f"| `{strategy}` | not trained yet | | | | | | |")

@@ -33,11 +33,12 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, OLMoEMini  # noqa: E402
 import arms  # noqa: E402
+import facts  # noqa: E402
 
 # ---- configuration -----------------------------------------------------------
-MODEL = dict(d_model=96, n_layers=3, n_heads=4, n_experts=64, top_k=8, expert_hidden=48, max_seq=256)
-BATCH_SEQUENCES = 32
-SEQUENCE = 256
+MODEL = facts.ARCHITECTURE  # src/lib/model/olmoe-mini.json
+BATCH_SEQUENCES = facts.BATCH_SEQUENCES
+SEQUENCE = facts.CONTEXT
 LR, WARMUP, MIN_LR_FRACTION, WEIGHT_DECAY, CLIP = 2e-3, 50, 0.1, 0.1, 1.0
 # -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // are relative to this module.
 import {FileAttachment} from "observablehq:stdlib";
 import {modelFiles} from "../assets/model-files.js";
+import {olmoeMini} from "./olmoe-mini.js";
 
 const absolute = (file) => new URL(file.href, location.href).href;
 
@@ -14,6 +15,6 @@ export const olmoeAssets = {
   },
   tokenizer: () => FileAttachment("../assets/tokenizer.json").json(),
   samples: () => FileAttachment("../assets/samples.json").json(),
-  checkpoints: ["micro", "global", "loss-free", "none"].filter((name) => modelFiles[name]),
+  checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
   modelUrl: (name) => absolute(modelFiles[name])
 };

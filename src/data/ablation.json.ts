@@ -6,9 +6,10 @@
 // the statistics module, never here.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { bootstrapPerplexity } from "../lib/statistics.js";
+import { olmoeMini } from "../lib/model/olmoe-mini.js";
 
 /** The shipped strategies: the four checkpoints a reader can run. */
-const strategies = ["micro", "global", "loss-free", "none"];
+const strategies = olmoeMini.checkpoints;
 const root = new URL("../../data/", import.meta.url);
 const round = (v: number | undefined) => (v === undefined || v === null ? undefined : Math.round(v * 1e4) / 1e4);
 const scalars = ["ce", "lbl_switch", "lbl_sequence", "lbl_global", "z_olmoe", "z_st_moe", "max_vio_global", "max_vio_micro", "load_sd", "router_entropy", "router_logit_max", "lse_p50", "lse_p99", "bias_abs_mean"] as const;

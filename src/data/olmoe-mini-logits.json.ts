@@ -5,8 +5,9 @@
 // numbers. They were computed by PyTorch from the trained checkpoint when it
 // was exported (data/models/<checkpoint>.reference.json, data/recipe/export.py).
 import { existsSync, readFileSync } from "node:fs";
+import { olmoeMini } from "../lib/model/olmoe-mini.js";
 
-const checkpoints = ["micro", "global", "loss-free", "none"];
+const checkpoints = olmoeMini.checkpoints;
 const out: Record<string, unknown> = {};
 for (const name of checkpoints) {
   const path = new URL(`../../data/models/${name}.reference.json`, import.meta.url);

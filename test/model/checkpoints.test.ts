@@ -8,9 +8,10 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 import { computeLosses } from "../../src/lib/losses/index.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
 const dataDir = fileURLToPath(new URL("../../data/", import.meta.url));
-const strategies = ["micro", "global", "loss-free", "none"] as const;
+const strategies = olmoeMini.checkpoints;
 const modelPath = (s: string) => `${dataDir}models/${s}.onnx`;
 const metricsPath = (s: string) => `${dataDir}metrics/${s}.json`;
 
@@ -22,6 +23,8 @@ for (const strategy of strategies) {
     const tolerance = reference.precision === "fp32" ? 1e-3 : 1e-2;
     const expected = reference.router_logits.flat(3);
     const { n_layers: L, top_k: k } = reference.config;
+    // The checkpoint was trained with the facts the site reads (src/lib/model/olmoe-mini.json).
+    assert.deepEqual([L, reference.config.n_experts, k], [olmoeMini.layers, olmoeMini.experts, olmoeMini.topK], "the checkpoint's architecture is olmoe-mini.json's");
     const [B, S] = [reference.input_ids.length, reference.input_ids[0].length];
     const referenceLosses = computeLosses({ data: Float64Array.from(expected), layers: L, tokens: B * S, experts: reference.config.n_experts }, k, new Array(B).fill(S));
     for (const runtime of runtimes) {

@@ -11,6 +11,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 import { makeSmokeCorpus, python, root, missingRecipeTools } from "./smoke-corpus.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
 const missing = missingRecipeTools(["torch", "onnx"]);
 
@@ -19,7 +20,7 @@ test("recipe smoke run: corpus → tokenizer → train (4 strategies) → ONNX �
   const run = (command: string, args: string[]) => execFileSync(command, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MOE_LAB_RUNS: join(dir, "runs") } });
   assert.equal(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")).vocabSize, 400);
 
-  for (const strategy of ["micro", "global", "loss-free", "none"]) {
+  for (const strategy of olmoeMini.checkpoints) {
     run(python, ["data/recipe/train.py", "--strategy", strategy, "--tokens", "16384", "--small", "--corpus", corpus, "--threads", "1"]);
     const log = readFileSync(join(dir, "runs", strategy, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     assert.equal(log.length, 2, `${strategy}: two steps logged`);
