@@ -2,7 +2,7 @@
 // through a callback, and a crashed worker turned into an error message.
 import type { LoadRequest, WorkerMessage } from "../workers/model-protocol.js";
 import { joinWindows } from "../lib/model/windows.js";
-import type { RouterLogits } from "../lib/types.js";
+import type { LogitsBatch } from "../lib/types.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
 export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type">;
@@ -57,11 +57,10 @@ export class ModelClient {
   }
 }
 
-/** Sequences routed by OLMoE-mini one after another, joined into one batch. */
-export interface RoutedSequences {
-  logits: RouterLogits;
-  sequenceLengths: number[];
-  selectionBias?: Float32Array;
+/** Sequences routed by OLMoE-mini one after another, joined into one batch (top-k and bias included). */
+export interface RoutedSequences extends LogitsBatch {
+  readonly sequenceLengths: number[];
+  readonly selectionBias?: Float32Array;
   /** Time the worker spent in forward passes, in ms. */
   ms: number;
   backend: ForwardResult["backend"];
@@ -84,7 +83,6 @@ export async function routeSequences(client: ModelClient, sequences: readonly (r
     ms += result.ms;
     parts.push(result);
   }
-  const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
   const last = parts[parts.length - 1];
-  return { logits, sequenceLengths, selectionBias, ms, backend: last.backend, fallbackReason: last.fallbackReason };
+  return { ...joinWindows(parts), ms, backend: last.backend, fallbackReason: last.fallbackReason };
 }

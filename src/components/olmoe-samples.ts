@@ -6,17 +6,14 @@ import { ModelClient, routeSequences } from "./model-client.js";
 import { backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
-import type { RouterLogits } from "../lib/types.js";
+import type { LogitsBatch } from "../lib/types.js";
 
-export interface SampleBatch {
+/** The sample windows' router logits as one batch (top-k and bias included), with where they came from. */
+export interface SampleBatch extends LogitsBatch {
   checkpoint: string;
   backend: string;
   /** Why WASM ran instead of WebGPU (null when WebGPU ran). */
   fallbackReason: string | null;
-  logits: RouterLogits;
-  sequenceLengths: number[];
-  /** The checkpoint's selection bias, layers × experts, when its file has one. */
-  selectionBias?: Float32Array;
   domains: ("code" | "prose")[];
   ms: number;
 }
@@ -45,9 +42,9 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
   try {
     progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
     const loaded = await client.load({ modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() });
-    const { logits, sequenceLengths, selectionBias, ms } = await routeSequences(client, sequences.map((s) => s.ids), (i, n) =>
+    const { ms, backend: _backend, fallbackReason: _reason, ...batch } = await routeSequences(client, sequences.map((s) => s.ids), (i, n) =>
       progress(`${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`, 0.5 + 0.5 * (i / n)));
-    return { checkpoint: options.checkpoint, backend: loaded.backend, fallbackReason: loaded.fallbackReason, logits, sequenceLengths, selectionBias, domains: sequences.map((s) => s.domain), ms };
+    return { ...batch, checkpoint: options.checkpoint, backend: loaded.backend, fallbackReason: loaded.fallbackReason, domains: sequences.map((s) => s.domain), ms };
   } finally {
     client.terminate();
   }

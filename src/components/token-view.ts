@@ -1,22 +1,18 @@
 // Tokens coloured by the expert their router ranks first in one layer, with
-// the top-8 experts and gate weights on hover. With a selection bias (the
+// the batch's top-k experts and gate weights on hover. With a selection bias (the
 // loss-free checkpoint) experts are ranked by p + bias, as the model chose
 // them; the gates shown stay the unbiased p.
 import { html } from "htl";
 import { biasedTopKRow, softmaxRow } from "../lib/routing.js";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
-import type { RouterLogits } from "../lib/types.js";
+import type { LogitsBatch } from "../lib/types.js";
 
 /** A stable, well-spread colour per expert (golden-angle hues). */
 export const expertColour = (expert: number): string => `hsl(${(expert * 137.508) % 360} 70% 85%)`;
 
-export interface TokenViewOptions {
-  topK?: number;
-  /** layers × experts, added to p only to rank the experts. */
-  selectionBias?: ArrayLike<number>;
-}
-
-export function tokenView(ids: readonly number[], logits: RouterLogits, layer: number, tokenizer: Tokenizer, { topK = 8, selectionBias }: TokenViewOptions = {}): HTMLElement {
+/** `batch`'s first sequence is `ids`; its top-k and selection bias rank the experts as the model chose them. */
+export function tokenView(ids: readonly number[], batch: LogitsBatch, layer: number, tokenizer: Tokenizer): HTMLElement {
+  const { logits, topK, selectionBias } = batch;
   const E = logits.experts, T = logits.tokens;
   const p = new Float64Array(E), scores = new Float64Array(E), chosen = new Int32Array(topK);
   const spans = ids.map((id, t) => {

@@ -6,9 +6,9 @@
  * summary, of size layers × sequences × experts: a slider never re-runs the
  * softmax.
  */
-import { validateBatch } from "./validate.js";
+import { checkedBatch, validateBatch } from "./validate.js";
 import { expNonPositive } from "./fast-exp.js";
-import { LabInputError, type RouterLogits } from "./types.js";
+import { LabInputError, type LogitsBatch, type RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
 
 export interface RoutingSummary {
@@ -25,6 +25,14 @@ export interface RoutingSummary {
   readonly logSumExpSquareSum: Float64Array;
   /** Largest logit seen, for the z-loss page's overflow warning. */
   readonly maxLogit: number;
+}
+
+/** The summary of a batch that carries its own layout, top-k and bias; a batch `checkedBatch` passed is not checked again. */
+export function summarizeBatch(batch: LogitsBatch, options: Pick<SummaryOptions, "onRow"> = {}): RoutingSummary {
+  const { logits, topK, sequenceLengths } = checkedBatch(batch);
+  const builder = new SummaryBuilder(logits, topK, sequenceLengths, { ...options, ...(batch.selectionBias ? { selectionBias: batch.selectionBias } : {}) });
+  builder.addRows(logits.data, 0, logits.layers * logits.tokens);
+  return builder.finish();
 }
 
 /**

@@ -25,6 +25,21 @@ export interface BatchLayout {
 }
 
 /**
+ * A batch of router logits with everything its routing needs: where the
+ * sequences end, how many experts each token picks, and the bias that chose
+ * them. It travels in one piece from a reader or the model to the summary
+ * (`summarizeBatch`), so no page passes top-k or the bias by hand.
+ */
+export interface LogitsBatch extends BatchLayout {
+  readonly logits: RouterLogits;
+  /**
+   * Loss-free routing's expert bias, layers × experts: added to the scores
+   * only to choose the top-k. Absent: plain top-k.
+   */
+  readonly selectionBias?: ArrayLike<number>;
+}
+
+/**
  * A problem with the input that a user can fix: the message names it in
  * plain words ("layer 2 has 63 experts, layer 0 has 64"), so that the CLI
  * prints one line and a page shows one sentence, never a stack trace.

@@ -41,6 +41,8 @@ export type WorkerMessage =
       /** router_logits, layers × batch × seq × experts. */
       router: Float32Array;
       dims: number[];
+      /** Experts per token: the model's top-k (src/lib/model/olmoe-mini.json). */
+      topK: number;
       /** expert_bias, layers × experts: the loss-free checkpoint's selection bias (zeros for the others; null for files without it). */
       bias: Float32Array | null;
       backend: Backend;

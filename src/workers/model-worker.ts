@@ -10,6 +10,7 @@
 import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
+import { olmoeMini } from "../lib/model/olmoe-mini.js";
 
 type Ort = typeof ortWasm;
 
@@ -130,7 +131,7 @@ async function run(request: RunRequest): Promise<void> {
   // Files exported before the expert_bias output existed route without a bias.
   const biasTensor = output.expert_bias as ortWasm.Tensor | undefined;
   const bias = biasTensor ? new Float32Array(biasTensor.data as Float32Array) : null;
-  post({ type: "result", router: data, dims: [...router.dims], bias, backend, ms: performance.now() - started, fallbackReason }, bias ? [data.buffer, bias.buffer] : [data.buffer]);
+  post({ type: "result", router: data, dims: [...router.dims], topK: olmoeMini.topK, bias, backend, ms: performance.now() - started, fallbackReason }, bias ? [data.buffer, bias.buffer] : [data.buffer]);
 }
 
 /** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */

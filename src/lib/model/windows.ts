@@ -4,7 +4,7 @@
  * joined into one `layers × tokens × experts` batch with the windows as
  * sequence lengths, so every granularity of the LBL sees them as sequences.
  */
-import type { RouterLogits } from "../types.js";
+import type { LogitsBatch } from "../types.js";
 
 export function splitIntoWindows(ids: readonly number[], context: number): number[][] {
   const windows: number[][] = [];
@@ -12,11 +12,19 @@ export function splitIntoWindows(ids: readonly number[], context: number): numbe
   return windows;
 }
 
+/** One forward pass's output: router logits `[L, 1, S_w, E]`, the model's top-k and its selection bias. */
+export interface WindowOutput {
+  readonly router: Float32Array;
+  readonly dims: readonly number[];
+  readonly topK: number;
+  readonly bias?: Float32Array | null;
+}
+
 /**
- * Joins per-window router logits `[L, 1, S_w, E]` into one batch, with the
- * model's selection bias (the same in every window) when it has one.
+ * Joins per-window router logits into one batch, with the model's top-k and
+ * selection bias (the same in every window) when it has one.
  */
-export function joinWindows(parts: readonly { router: Float32Array; dims: readonly number[]; bias?: Float32Array | null }[]): { logits: RouterLogits; sequenceLengths: number[]; selectionBias?: Float32Array } {
+export function joinWindows(parts: readonly WindowOutput[]): LogitsBatch & { readonly sequenceLengths: number[]; readonly selectionBias?: Float32Array } {
   const [layers, , , experts] = parts[0].dims;
   const sequenceLengths = parts.map((p) => p.dims[2]);
   const tokens = sequenceLengths.reduce((a, b) => a + b, 0);
@@ -28,5 +36,5 @@ export function joinWindows(parts: readonly { router: Float32Array; dims: readon
     offset += seq;
   }
   const bias = parts[0].bias;
-  return { logits: { data, layers, tokens, experts }, sequenceLengths, ...(bias ? { selectionBias: bias } : {}) };
+  return { logits: { data, layers, tokens, experts }, sequenceLengths, topK: parts[0].topK, ...(bias ? { selectionBias: bias } : {}) };
 }
