@@ -16,6 +16,7 @@ import {
 } from "../src/lib/frameworks/index.js";
 import { frameworks } from "../src/lib/frameworks/catalog.js";
 import { assertClose } from "./helpers.js";
+import { valueScanCounter } from "../src/lib/validate.js";
 
 /** Settings with only the coefficients the framework has (others are refused, as the CLI refuses them). */
 function given(framework: FrameworkName, alpha: number, beta: number, extra: Partial<FrameworkSettings> = {}): FrameworkSettings {
@@ -376,4 +377,20 @@ test("Megatron's --calculate-per-token-loss: equal to the default with equal mic
     assert.equal(c(counted, e) - c(masked, e), 16, `layer ${l}: every pad on expert ${e}`);
   }
   assert.throws(() => padSequences(x, unequal, 8), /at least the longest sequence \(9 tokens\)/);
+});
+
+test("the framework record and the measured strength scan the logits' values once each, padded or not", () => {
+  const { logits, lengths } = batch(2, 4, 6, 8);
+  for (const padTo of [undefined, 9]) {
+    const settings = given("megatron", 0.01, 0.001, { padTo, layout: { dataParallel: 2, gradientAccumulation: 2 } });
+    const before = valueScanCounter.scans;
+    frameworkRecord(logits, 2, lengths, settings);
+    assert.equal(valueScanCounter.scans - before, 1, `frameworkRecord, padTo ${padTo}`);
+    measuredStrength(logits, 2, lengths, settings);
+    assert.equal(valueScanCounter.scans - before, 2, `measuredStrength, padTo ${padTo}`);
+  }
+  // and a bad value is still caught on that one scan
+  const bad = Float64Array.from(logits.data);
+  bad[5] = Number.NaN;
+  assert.throws(() => measuredStrength({ ...logits, data: bad }, 2, lengths, given("megatron", 0.01, 0.001)), /router logit at layer 0, token 0, expert 5 is NaN/);
 });

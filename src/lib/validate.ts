@@ -1,4 +1,38 @@
-import { LabInputError, type BatchLayout, type RouterLogits } from "./types.js";
+import { LabInputError, type BatchLayout, type LogitsBatch, type RouterLogits } from "./types.js";
+
+/** Full scans of the logits' values (the costly part of a check): a test counts them. */
+export const valueScanCounter = { scans: 0 };
+
+/** Batches whose check passed; their logits must not change afterwards. */
+const checked = new WeakSet<LogitsBatch>();
+
+/**
+ * Checks a batch once and remembers it, so that the functions it is handed
+ * to next (`summarizeBatch`, the framework simulation) need not scan its
+ * values again. Returns the same object.
+ */
+export function checkedBatch<B extends LogitsBatch>(batch: B): B {
+  if (!checked.has(batch)) {
+    validateBatch(batch.logits, batch);
+    checked.add(batch);
+  }
+  return batch;
+}
+
+/**
+ * Marks a batch as checked without scanning it: only for a batch built by
+ * library code from one that was just checked, in a way that keeps it valid
+ * (padding with finite rows). Nothing a reader hands in goes through here.
+ */
+export function markChecked<B extends LogitsBatch>(batch: B): B {
+  checked.add(batch);
+  return batch;
+}
+
+/** Whether `checkedBatch` has passed this very object. */
+export function isChecked(batch: LogitsBatch): boolean {
+  return checked.has(batch);
+}
 
 /**
  * Checks that logits and layout agree before any number is computed, so that
@@ -28,6 +62,7 @@ export function validateBatch(logits: RouterLogits, layout: BatchLayout, options
     throw new LabInputError(`sequence lengths sum to ${total}, but the logits hold ${tokens} tokens`);
   }
   if (options.skipValues) return; // values are checked chunk by chunk as they stream in
+  valueScanCounter.scans++;
   const bad = firstInvalidLogit(data);
   if (bad >= 0) throw new LabInputError(`router logit at ${logitPosition(logits, bad)} is ${invalidLogitMessage(data[bad])}`);
 }

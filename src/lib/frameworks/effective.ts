@@ -12,7 +12,8 @@
 import { lossGradient } from "../losses/gradients.js";
 import type { RouterLogits } from "../types.js";
 import { frameworks, frameworkNames, type FrameworkName, type Shape } from "./catalog.js";
-import { batchAsSeen, coefficients, frameworkGradients, frameworkTerms, type FrameworkSettings, type ParallelLayout } from "./simulate.js";
+import { batchAsSeen, coefficients, seenGradients, seenTerms, type FrameworkSettings, type ParallelLayout } from "./simulate.js";
+import { summarizeBatch } from "../summary.js";
 
 /**
  * The factor by which the trainer's scaling under this layout multiplies the
@@ -79,15 +80,17 @@ export interface MeasuredStrength {
 }
 
 export function measuredStrength(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): MeasuredStrength {
-  // The references are taken on the batch as the framework sees it (pads included when counted).
-  ({ logits, sequenceLengths } = batchAsSeen(logits, topK, sequenceLengths, settings));
-  settings = { ...settings, padTo: undefined };
+  // The references are taken on the batch as the framework sees it (pads
+  // included when counted), checked once by batchAsSeen.
+  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
+  ({ logits, sequenceLengths } = seen);
   const { layers } = logits;
-  const framework = frameworkGradients(logits, topK, sequenceLengths, settings);
+  const framework = seenGradients(seen, settings);
   // The library's own closed forms, averaged over layers, give each layer's
   // gradient ÷ L: multiply back.
-  const switchReference = lossGradient(logits, "lbl.switch", { topK, sequenceLengths });
-  const zReference = lossGradient(logits, "z_loss.st_moe", { topK, sequenceLengths });
+  const summary = summarizeBatch(seen);
+  const switchReference = lossGradient(logits, "lbl.switch", { topK, sequenceLengths, summary });
+  const zReference = lossGradient(logits, "z_loss.st_moe", { topK, sequenceLengths, summary });
   const perLayerRows = logits.tokens * logits.experts;
   const project = (g: Float64Array, ref: Float64Array, l: number) => {
     let dot = 0;
@@ -163,7 +166,7 @@ export interface FrameworkRecord {
 export function frameworkRecord(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkRecord {
   const layout: ParallelLayout = settings.layout ?? { dataParallel: 1, gradientAccumulation: 1 };
   const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
-  const { auxLoss, zLoss, alpha, beta } = frameworkTerms(seen.logits, topK, seen.sequenceLengths, { ...settings, padTo: undefined });
+  const { auxLoss, zLoss, alpha, beta } = seenTerms(seen, settings);
   const strength = perLayerStrength(settings, { layers: logits.layers, topK }, seen.sequenceLengths);
   return {
     name: settings.framework, alpha, beta,

@@ -17,8 +17,8 @@
  */
 import { sequenceOffsets } from "../batching.js";
 import { topKRow } from "../routing.js";
-import { LabInputError, type RouterLogits } from "../types.js";
-import { validateBatch } from "../validate.js";
+import { LabInputError, type LogitsBatch, type RouterLogits } from "../types.js";
+import { markChecked, validateBatch } from "../validate.js";
 import { frameworks, type FrameworkName } from "./catalog.js";
 
 export interface ParallelLayout {
@@ -177,17 +177,32 @@ export function coefficients(settings: FrameworkSettings): { alpha: number; beta
   return { alpha, beta };
 }
 
-/** The batch as the framework sees it: padded, with the pads counted, when `padTo` is set. */
-export function batchAsSeen(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): { logits: RouterLogits; sequenceLengths: readonly number[] } {
+/** The batch as a framework sees it, checked once (`checkedBatch`): what `seenGradients` and `seenTerms` take. */
+export interface SeenBatch extends LogitsBatch {
+  /** Pad tokens counted (0 without `padTo`). */
+  readonly padTokens: number;
+}
+
+/**
+ * The batch as the framework sees it: padded, with the pads counted, when
+ * `padTo` is set. The input is checked here, once; what comes out needs no
+ * second check.
+ */
+export function batchAsSeen(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): SeenBatch {
   validateBatch(logits, { topK, sequenceLengths });
-  return settings.padTo === undefined ? { logits, sequenceLengths } : padSequences(logits, sequenceLengths, settings.padTo);
+  const seen = settings.padTo === undefined ? { logits, sequenceLengths, padTokens: 0 } : padSequences(logits, sequenceLengths, settings.padTo);
+  // Valid input padded with valid (all-equal) rows is valid: mark it checked without a second scan.
+  return markChecked({ ...seen, topK });
 }
 
 /** Values and exact gradients of what the framework adds, on the batch as it sees it (`batchAsSeen`). */
 export function frameworkGradients(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkGradients {
-  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
-  logits = seen.logits;
-  sequenceLengths = seen.sequenceLengths;
+  return seenGradients(batchAsSeen(logits, topK, sequenceLengths, settings), settings);
+}
+
+/** `frameworkGradients` on a batch `batchAsSeen` made (pads already added: `settings.padTo` is ignored). */
+export function seenGradients(seen: SeenBatch, settings: FrameworkSettings): FrameworkGradients {
+  const { logits, topK, sequenceLengths } = seen;
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   const auxGradient = new Float64Array(logits.data.length);
   const zGradient = new Float64Array(logits.data.length);
@@ -198,9 +213,12 @@ export function frameworkGradients(logits: RouterLogits, topK: number, sequenceL
 
 /** Values only. */
 export function frameworkTerms(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkTerms {
-  const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
-  logits = seen.logits;
-  sequenceLengths = seen.sequenceLengths;
+  return seenTerms(batchAsSeen(logits, topK, sequenceLengths, settings), settings);
+}
+
+/** `frameworkTerms` on a batch `batchAsSeen` made (pads already added: `settings.padTo` is ignored). */
+export function seenTerms(seen: SeenBatch, settings: FrameworkSettings): FrameworkTerms {
+  const { logits, topK, sequenceLengths } = seen;
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   return {
     auxLoss: evaluate(logits, terms.filter((t) => t.kind === "lbl"), null),
