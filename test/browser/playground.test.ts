@@ -2,41 +2,31 @@
 // losses that onnxruntime-node + the library give in Node for the same text;
 // failures (no model, empty text) end in a message; WebGPU is tried through
 // SwiftShader and compared with WASM.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { BrowserContext, Page, Route } from "playwright-core";
+import type { Page, Route } from "playwright-core";
 import * as ort from "onnxruntime-node";
 import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
-import { serveDist, type StaticSite } from "../../tools/static-server.js";
+import { root, useBuiltSite } from "./fixture.js";
 import { Tokenizer } from "../../src/lib/model/tokenizer.js";
 import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
 import { lossDescriptors, lossName, lossRecord, lossByName } from "../../src/lib/losses/index.js";
-import { summarize } from "../../src/lib/summary.js";
+import { summarizeBatch } from "../../src/lib/summary.js";
 import { sampleSequences } from "../../src/lib/model/sample-sequences.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const models = existsSync(`${root}data/models`) ? readdirSync(`${root}data/models`).filter((f) => f.endsWith(".onnx")).sort() : [];
-const order = ["micro", "global", "loss-free", "none"];
+const order = olmoeMini.checkpoints;
 const first = order.find((s) => models.includes(`${s}.onnx`));
 const skip = first ? false : "no OLMoE-mini checkpoint in data/models yet";
 const lossNames = lossDescriptors.map(lossName);
 
-let site: StaticSite;
-let browser: BrowserContext;
-before(async () => {
-  site = await serveDist(`${root}dist/`);
-  browser = await launch({ webgpu: true });
-});
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
+const built = useBuiltSite({ webgpu: true });
 
 async function displayedLosses(page: Page): Promise<Record<string, number>> {
   await page.waitForSelector("[data-testid='loss-lbl.switch']");
@@ -51,19 +41,19 @@ async function nodeLosses(text: string, windows?: number[][], microBatch = 1, ch
   const parts = [];
   for (const window of windows ?? splitIntoWindows(tokenizer.encode(text), 256)) {
     const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]) });
-    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims, bias: (out.expert_bias?.data as Float32Array | undefined) ?? null });
+    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims, topK: olmoeMini.topK, bias: (out.expert_bias?.data as Float32Array | undefined) ?? null });
   }
-  const { logits, sequenceLengths, selectionBias } = joinWindows(parts);
-  const record = lossRecord(summarize(logits, 8, sequenceLengths, ignoreBias ? {} : { selectionBias }), microBatch);
+  const { selectionBias, ...unbiased } = joinWindows(parts);
+  const record = lossRecord(summarizeBatch(ignoreBias ? unbiased : { ...unbiased, selectionBias }), microBatch);
   return Object.fromEntries(lossNames.map((n) => [n, lossByName(record, n)]));
 }
 
 const sampleText = () => (JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>).python.slice(0, 900);
 
 test("WASM in the page gives the losses onnxruntime-node + the library give in Node", { skip, timeout: testTimeout }, async () => {
-  const page = await browser.newPage();
+  const page = await built.browser.newPage();
   const problems = watchProblems(page);
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   const shown = await displayedLosses(page);
   assert.equal(await page.getByTestId("backend").textContent(), "WASM");
   const expected = await nodeLosses(sampleText());
@@ -75,9 +65,9 @@ test("WASM in the page gives the losses onnxruntime-node + the library give in N
 
 const lossFree = models.includes("loss-free.onnx") ? false : "no loss-free checkpoint in data/models yet";
 test("loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do", { skip: lossFree, timeout: testTimeout }, async () => {
-  const page = await browser.newPage();
+  const page = await built.browser.newPage();
   const problems = watchProblems(page);
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await displayedLosses(page);
   await page.locator("form", { has: page.locator("label", { hasText: "checkpoint" }) }).locator("select").selectOption({ label: "loss-free" });
   await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined);
@@ -95,9 +85,9 @@ test("loss-free checkpoint: the page routes by p + its expert bias, as onnxrunti
 });
 
 test("empty text and text beyond the context get a message; the page keeps working", { skip, timeout: testTimeout }, async () => {
-  const page = await browser.newPage();
+  const page = await built.browser.newPage();
   const problems = watchProblems(page);
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await displayedLosses(page);
   const area = page.locator("textarea");
   await area.fill("   ");
@@ -121,7 +111,7 @@ test("a model that fails to download ends in a message, not a crash", { skip, ti
   const page = await fresh.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded: the model could not be downloaded \(HTTP 404/);
   assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
@@ -135,7 +125,7 @@ test("a corrupt model file ends in a message, not a crash", { skip, timeout: tes
   const page = await fresh.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded/);
   assert.deepEqual(errors, []);
@@ -147,7 +137,7 @@ test("a corrupt download is not cached: the next visit downloads the real model"
   const corrupt = (route: Route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("not a model".repeat(500)) });
   await fresh.route("**/*.onnx", corrupt);
   const page = await fresh.newPage();
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /not a model this page can run/);
   await fresh.unroute("**/*.onnx", corrupt);
@@ -162,7 +152,7 @@ test("a stalled model download says so instead of waiting forever", { skip, time
   const fresh = await launch();
   await fresh.route("**/*.onnx", () => { /* never answered: the download stalls */ });
   const page = await fresh.newPage();
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /stalled: no data arrived for 30 s/);
   assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
@@ -171,16 +161,16 @@ test("a stalled model download says so instead of waiting forever", { skip, time
 
 test("a software WebGPU adapter is never chosen on its own; ?ep=webgpu forces it and routes like WASM", { skip, timeout: testTimeout }, async (t) => {
   // This Chromium offers WebGPU only through SwiftShader (a software adapter).
-  const auto = await browser.newPage();
-  await auto.goto(`${site.url}playground`);
+  const auto = await built.browser.newPage();
+  await auto.goto(`${built.site.url}playground`);
   await auto.waitForSelector("[data-testid=backend], [data-testid=model-error]");
   assert.equal(await auto.getByTestId("backend").textContent(), "WASM", "a software adapter must not be chosen without ?ep=webgpu");
   const reason = (await auto.getByTestId("model-status").textContent()) ?? "";
   assert.match(reason, /software one \(SwiftShader\)|has no WebGPU|offered no adapter/, reason);
   await auto.close();
 
-  const page = await browser.newPage();
-  await page.goto(`${site.url}playground?ep=webgpu`);
+  const page = await built.browser.newPage();
+  await page.goto(`${built.site.url}playground?ep=webgpu`);
   await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
   const backend = await page.getByTestId("backend").textContent().catch(() => null);
   if (backend !== "WebGPU") {
@@ -204,9 +194,9 @@ test("a software WebGPU adapter is never chosen on its own; ?ep=webgpu forces it
 });
 
 test("granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node", { skip, timeout: testTimeout }, async () => {
-  const page = await browser.newPage();
+  const page = await built.browser.newPage();
   const problems = watchProblems(page);
-  await page.goto(`${site.url}granularity`);
+  await page.goto(`${built.site.url}granularity`);
   await page.waitForSelector("[data-testid=real-micro]");
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
@@ -244,7 +234,7 @@ test("a model without router_logits says so", { skip: skip || (noRouterModel ? f
   const fresh = await launch();
   await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: readFileSync(noRouterModel!) }));
   const page = await fresh.newPage();
-  await page.goto(`${site.url}playground?ep=wasm`);
+  await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
   assert.match(await page.getByTestId("model-error").textContent() ?? "", /no router_logits output \(its outputs: logits\)/);
   await fresh.close();

@@ -2,14 +2,13 @@
 // Pages serves it: every page renders its formulas and figures with no
 // console error and no failed request, and moving a slider updates a number
 // to exactly what the library computes here in Node.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import type { BrowserContext, Page } from "playwright-core";
-import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
+import { readFileSync, readdirSync } from "node:fs";
+import type { Page } from "playwright-core";
+import { testTimeout } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
-import { serveDist, type StaticSite } from "../../tools/static-server.js";
+import { root, useBuiltSite } from "./fixture.js";
 import { syntheticBatch, domainMix } from "../../src/lib/synthetic.js";
 import { summarize } from "../../src/lib/summary.js";
 import { lossRecord } from "../../src/lib/losses/index.js";
@@ -20,30 +19,16 @@ import { lossGradient } from "../../src/lib/losses/gradients.js";
 import { centredNorm } from "../../src/lib/losses/routing-force.js";
 import { readLogits } from "../../src/lib/io/read.js";
 
-const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
+const dist = `${root}dist/`;
 const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits", "your-framework"];
 // Pages whose figures need something first: the model's output, or a file from the reader.
 const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
 const figureless = new Set(["your-logits", "your-framework"]);
 
-let site: StaticSite;
-let browser: BrowserContext;
-
-before(async () => {
-  assert.ok(existsSync(dist), "dist/ is missing: run `npm run build` first (npm test does)");
-  site = await serveDist(dist);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
+const built = useBuiltSite();
 
 async function open(path: string): Promise<{ page: Page; problems: string[] }> {
-  const page = await browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(site.url + path, { waitUntil: "networkidle" });
+  const { page, problems } = await built.open(path);
   await page.waitForSelector("#observablehq-main");
   return { page, problems };
 }
@@ -81,7 +66,7 @@ for (const path of pages) {
     assert.deepEqual(errorCells, [], "cells in error");
     assert.equal(await page.locator(".katex-error").count(), 0, "unrendered formula");
     assert.deepEqual(problems, []);
-    assert.deepEqual(site.outside, [], "requests outside the base path");
+    assert.deepEqual(built.site.outside, [], "requests outside the base path");
     await page.close();
   });
 }
@@ -231,21 +216,21 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", {
 });
 
 test("a missing address gets the lab's 404 page, whose links lead back into the lab", { timeout: testTimeout }, async () => {
-  const page = await browser.newPage();
-  const response = await page.goto(site.url + "no/such/page", { waitUntil: "networkidle" });
+  const page = await built.browser.newPage();
+  const response = await page.goto(built.site.url + "no/such/page", { waitUntil: "networkidle" });
   assert.equal(response?.status(), 404);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await page.locator("#observablehq-main").getByRole("link", { name: "Router z-loss" }).click();
-  await page.waitForURL(site.url + "z-loss");
+  await page.waitForURL(built.site.url + "z-loss");
   await page.getByRole("heading", { name: "Router z-loss" }).first().waitFor();
   await page.close();
 });
 
 test("ablation and z-loss: every comparison of trained arms states its interval, and its verdict follows from it", { timeout: testTimeout }, async () => {
   // the runs as built into dist/ (the campaign may publish new arms into data/ while tests run)
-  const built = readdirSync(`${dist}_file/data`).find((f) => /^ablation\.[0-9a-f]+\.json$/.test(f));
-  assert.ok(built, "the ablation data loader's output is in dist/");
-  const runs: { arm: string; seed: number; metrics: { bits: number } }[] = JSON.parse(readFileSync(`${dist}_file/data/${built}`, "utf8")).runs;
+  const loaderOutput = readdirSync(`${dist}_file/data`).find((f) => /^ablation\.[0-9a-f]+\.json$/.test(f));
+  assert.ok(loaderOutput, "the ablation data loader's output is in dist/");
+  const runs: { arm: string; seed: number; metrics: { bits: number } }[] = JSON.parse(readFileSync(`${dist}_file/data/${loaderOutput}`, "utf8")).runs;
   const bits = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r.metrics.bits]));
   const expected = pairedInterval(bits("global"), bits("micro"));
   for (const [path, list] of [["ablation", "comparisons"], ["z-loss", "z-comparisons"]]) {

@@ -3,38 +3,22 @@
 // page equals what `moe-lab losses FILE --framework NAME` prints for the same
 // file and settings; bad settings get a message beside the inputs; no console
 // errors.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { BrowserContext, Page } from "playwright-core";
-import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
+import type { Page } from "playwright-core";
+import { testTimeout } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
-import { serveDist, type StaticSite } from "../../tools/static-server.js";
+import { cliRecord, root, scratchDir, useBuiltSite } from "./fixture.js";
 import { frameworks, type FrameworkName } from "../../src/lib/frameworks/catalog.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "moe-lab-framework-"));
-let site: StaticSite;
-let browser: BrowserContext;
-before(async () => {
-  site = await serveDist(`${root}dist/`);
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
-
-const cli = (path: string, ...args: string[]) => JSON.parse(execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" })).framework;
+const built = useBuiltSite();
+const dir = scratchDir("moe-lab-framework-");
+const cli = (path: string, ...args: string[]) => cliRecord(path, ...args).framework;
 
 async function open(): Promise<{ page: Page; problems: string[] }> {
-  const page = await browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(`${site.url}your-framework`, { waitUntil: "networkidle" });
+  const { page, problems } = await built.open("your-framework");
   await eventually(async () => assert.ok(await page.getByTestId("aux-loss").count()));
   return { page, problems };
 }

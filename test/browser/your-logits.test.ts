@@ -1,33 +1,20 @@
 // "Your router logits" in headless Chromium: valid files give exactly what
 // `moe-lab losses` prints for them, broken ones one clear message, and
 // nothing is requested over the network while a file is processed.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { BrowserContext, Page } from "playwright-core";
-import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
+import type { Page } from "playwright-core";
+import { testTimeout } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
-import { serveDist, type StaticSite } from "../../tools/static-server.js";
+import { cliRecord, scratchDir, useBuiltSite } from "./fixture.js";
 import { npyHeader, writeNpy } from "../../src/lib/io/npy.js";
 import { writeSafetensors } from "../../src/lib/io/safetensors.js";
 import { normalGenerator } from "../../src/lib/random.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "moe-lab-drop-"));
-let site: StaticSite;
-let browser: BrowserContext;
-before(async () => {
-  site = await serveDist(`${root}dist/`);
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await site?.close();
-});
+const built = useBuiltSite();
+const dir = scratchDir("moe-lab-drop-");
 
 function logits(layers: number, tokens: number, experts: number, seed: number): Float32Array {
   const normal = normalGenerator(seed);
@@ -41,14 +28,11 @@ function save(name: string, bytes: Uint8Array | string): string {
   return path;
 }
 
-const cli = (path: string, ...args: string[]) => JSON.parse(execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" }));
+const cli = cliRecord;
 
 async function open(): Promise<{ page: Page; problems: string[]; requests: string[] }> {
-  const page = await browser.newPage();
-  const problems = watchProblems(page);
   const seen: string[] = [];
-  page.on("request", (r) => seen.push(r.url()));
-  await page.goto(`${site.url}your-logits`, { waitUntil: "networkidle" });
+  const { page, problems } = await built.open("your-logits", (p) => p.on("request", (r) => seen.push(r.url())));
   // The page fetches its parsing worker and the OLMoE-mini reference data once, as its
   // cells run (later than "network idle" on a loaded machine): wait for both, then
   // record what is requested from here on, which must be nothing.
@@ -167,7 +151,7 @@ test("a second file chosen while the first streams shows only the second file's 
   const tokens = 1 << 20;
   const head = npyHeader("<f4", [1, tokens, 64]);
   writeFileSync(bigPath, head);
-  execFileSync("truncate", ["-s", String(head.length + tokens * 64 * 4), bigPath]); // zeros: valid logits
+  truncateSync(bigPath, head.length + tokens * 64 * 4); // extends with zeros: valid logits
   const smallPath = save("second.npy", writeNpy(logits(2, 300, 8, 21), [2, 300, 8]));
   const expected = cli(smallPath, "--top-k", "2");
 

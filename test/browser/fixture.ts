@@ -1,0 +1,75 @@
+// The setup every browser test file shares: the built site served under the
+// GitHub Pages sub-path, one headless Chromium context for the file, pages
+// opened with a watch on console errors and failed requests, a scratch
+// folder for files the tests write, and the CLI to compare numbers with.
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BrowserContext, Page } from "playwright-core";
+import { launch, watchProblems } from "../../tools/chromium.js";
+import { serveDist, type StaticSite } from "../../tools/static-server.js";
+
+export const root = fileURLToPath(new URL("../../", import.meta.url));
+const dist = `${root}dist/`;
+
+export interface BuiltSite {
+  readonly site: StaticSite;
+  readonly browser: BrowserContext;
+  /**
+   * Opens `path` (relative to the site's base) and waits for the network to
+   * settle; `beforeLoad` sees the page first (to listen to its requests).
+   */
+  open(path: string, beforeLoad?: (page: Page) => void): Promise<{ page: Page; problems: string[] }>;
+}
+
+/** Serves dist/ and launches Chromium before the file's tests; closes both after them. */
+export function useBuiltSite(options: { webgpu?: boolean } = {}): BuiltSite {
+  let site: StaticSite | undefined;
+  let browser: BrowserContext | undefined;
+  before(async () => {
+    assert.ok(existsSync(dist), "dist/ is missing: run `npm run build` first (npm test does)");
+    site = await serveDist(dist);
+    browser = await launch(options);
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+  const ready = () => {
+    if (!site || !browser) throw new Error("the site is not served yet: call open() inside a test");
+    return { site, browser };
+  };
+  return {
+    get site() {
+      return ready().site;
+    },
+    get browser() {
+      return ready().browser;
+    },
+    async open(path: string, beforeLoad?: (page: Page) => void) {
+      const { site, browser } = ready();
+      const page = await browser.newPage();
+      const problems = watchProblems(page);
+      beforeLoad?.(page);
+      await page.goto(site.url + path, { waitUntil: "networkidle" });
+      return { page, problems };
+    },
+  };
+}
+
+/** A scratch folder for the files a test file writes, removed after its tests. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** `moe-lab losses PATH ARGS…` as a subprocess: the JSON record it prints (the tests read it field by field). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function cliRecord(path: string, ...args: string[]): any {
+  return JSON.parse(execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" }));
+}
