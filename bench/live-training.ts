@@ -14,10 +14,24 @@ export async function benchLiveTraining(): Promise<BenchRow[]> {
   const started = performance.now();
   trainRun(defaultLayerConfig, 400);
   const nodeRate = 400 / ((performance.now() - started) / 1000);
-  const rows: BenchRow[] = [{ suite: "live training", case: "one MoE layer, default size, Node", value: nodeRate, unit: "st/s", note: "steps per second" }];
+  const rows: BenchRow[] = [
+    {
+      suite: "live training",
+      case: "one MoE layer, default size, Node",
+      value: nodeRate,
+      unit: "st/s",
+      note: "steps per second",
+    },
+  ];
   const dist = fileURLToPath(new URL("../dist/", import.meta.url));
   if (!existsSync(dist)) {
-    rows.push({ suite: "live training", case: "same in headless Chromium", value: NaN, unit: "st/s", note: "skipped: run `npm run build` first" });
+    rows.push({
+      suite: "live training",
+      case: "same in headless Chromium",
+      value: NaN,
+      unit: "st/s",
+      note: "skipped: run `npm run build` first",
+    });
     return rows;
   }
   const site = await serveDist(dist);
@@ -25,9 +39,19 @@ export async function benchLiveTraining(): Promise<BenchRow[]> {
   try {
     const page = await browser.newPage();
     await page.goto(site.url + "live-training");
-    await page.waitForFunction(() => document.querySelector("[data-testid=live-status]")?.textContent === "done", null, { timeout: 120_000 });
+    await page.waitForFunction(
+      () => document.querySelector("[data-testid=live-status]")?.textContent === "done",
+      null,
+      { timeout: 120_000 },
+    );
     const rate = Number(await page.getByTestId("live-speed").textContent());
-    rows.push({ suite: "live training", case: "same in headless Chromium (page, 12 ms slices)", value: rate, unit: "st/s", note: `target ≥ 20; ${rate >= 20 ? "met" : "MISSED"}` });
+    rows.push({
+      suite: "live training",
+      case: "same in headless Chromium (page, 12 ms slices)",
+      value: rate,
+      unit: "st/s",
+      note: `target ≥ 20; ${rate >= 20 ? "met" : "MISSED"}`,
+    });
   } finally {
     await browser.close();
     await site.close();

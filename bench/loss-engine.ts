@@ -14,7 +14,12 @@ import { writeNpy } from "../src/lib/io/npy.js";
 import { normalGenerator } from "../src/lib/random.js";
 import { timeBest, type BenchRow } from "./timing.js";
 
-const layers = 16, tokens = 16_384, experts = 64, topK = 8, sequences = 32, microBatch = 4;
+const layers = 16,
+  tokens = 16_384,
+  experts = 64,
+  topK = 8,
+  sequences = 32,
+  microBatch = 4;
 
 export async function benchLossEngine(): Promise<BenchRow[]> {
   const normal = normalGenerator(2024);
@@ -43,14 +48,38 @@ export async function benchLossEngine(): Promise<BenchRow[]> {
   void sink;
 
   const rows: BenchRow[] = [
-    { suite: "loss engine", case: "all variants, 16×16384×64, k=8 (TypeScript, 1 thread)", value: engine.best, unit: "ms", note: `median ${engine.median.toFixed(0)} ms` },
-    { suite: "loss engine", case: "reductions only (new micro-batch size)", value: reduceOnly.best, unit: "ms", note: "no softmax re-run" },
-    { suite: "loss engine", case: "memory floor: one read of the logits", value: floor.best, unit: "ms", note: `${(bytes / 1e6).toFixed(0)} MB at ${(bytes / 1e6 / floor.best).toFixed(1)} GB/s; engine is ${(engine.best / floor.best).toFixed(1)}× the floor` },
+    {
+      suite: "loss engine",
+      case: "all variants, 16×16384×64, k=8 (TypeScript, 1 thread)",
+      value: engine.best,
+      unit: "ms",
+      note: `median ${engine.median.toFixed(0)} ms`,
+    },
+    {
+      suite: "loss engine",
+      case: "reductions only (new micro-batch size)",
+      value: reduceOnly.best,
+      unit: "ms",
+      note: "no softmax re-run",
+    },
+    {
+      suite: "loss engine",
+      case: "memory floor: one read of the logits",
+      value: floor.best,
+      unit: "ms",
+      note: `${(bytes / 1e6).toFixed(0)} MB at ${(bytes / 1e6 / floor.best).toFixed(1)} GB/s; engine is ${(engine.best / floor.best).toFixed(1)}× the floor`,
+    },
   ];
 
   const python = "/usr/bin/python3";
   if (!existsSync(python)) {
-    rows.push({ suite: "loss engine", case: "PyTorch, 1 thread", value: NaN, unit: "ms", note: "skipped: /usr/bin/python3 not found" });
+    rows.push({
+      suite: "loss engine",
+      case: "PyTorch, 1 thread",
+      value: NaN,
+      unit: "ms",
+      note: "skipped: /usr/bin/python3 not found",
+    });
     return rows;
   }
   const dir = mkdtempSync(join(tmpdir(), "moe-bench-"));
@@ -58,7 +87,12 @@ export async function benchLossEngine(): Promise<BenchRow[]> {
   writeFileSync(path, writeNpy(data, [layers, tokens, experts]));
   try {
     const script = fileURLToPath(new URL("./losses_torch.py", import.meta.url));
-    const out = JSON.parse(execFileSync(python, [script, path, String(topK), String(sequences), String(microBatch), "5"], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } }));
+    const out = JSON.parse(
+      execFileSync(python, [script, path, String(topK), String(sequences), String(microBatch), "5"], {
+        encoding: "utf8",
+        env: { ...process.env, OMP_NUM_THREADS: "1" },
+      }),
+    );
     const diffs: number[] = [];
     for (const family of ["lbl", "z_loss", "cv2", "max_vio"] as const) {
       for (const [key, value] of Object.entries(out.values[family] as Record<string, number>)) {
@@ -67,11 +101,20 @@ export async function benchLossEngine(): Promise<BenchRow[]> {
       }
     }
     rows.push({
-      suite: "loss engine", case: `PyTorch ${out.torch}, ${out.threads} thread, same work`, value: out.best_ms, unit: "ms",
+      suite: "loss engine",
+      case: `PyTorch ${out.torch}, ${out.threads} thread, same work`,
+      value: out.best_ms,
+      unit: "ms",
       note: `TypeScript/PyTorch = ${(engine.best / out.best_ms).toFixed(2)}; values agree to ${Math.max(...diffs).toExponential(1)} relative`,
     });
   } catch (error) {
-    rows.push({ suite: "loss engine", case: "PyTorch, 1 thread", value: NaN, unit: "ms", note: `skipped: ${(error as Error).message.split("\n")[0]}` });
+    rows.push({
+      suite: "loss engine",
+      case: "PyTorch, 1 thread",
+      value: NaN,
+      unit: "ms",
+      note: `skipped: ${(error as Error).message.split("\n")[0]}`,
+    });
   }
   return rows;
 }

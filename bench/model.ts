@@ -21,7 +21,8 @@ const suite = "OLMoE-mini";
 
 export async function benchModel(): Promise<BenchRow[]> {
   const checkpoint = olmoeMini.checkpoints.find((s) => existsSync(`${root}data/models/${s}.onnx`));
-  if (!checkpoint) return [{ suite, case: "forward pass", value: NaN, unit: "ms", note: "skipped: no checkpoint in data/models" }];
+  if (!checkpoint)
+    return [{ suite, case: "forward pass", value: NaN, unit: "ms", note: "skipped: no checkpoint in data/models" }];
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>;
   // a prefix of the Python sample of at most 255 tokens (a trailing space keeps it within 256)
@@ -33,17 +34,52 @@ export async function benchModel(): Promise<BenchRow[]> {
   const modelPath = `${root}data/models/${checkpoint}.onnx`;
   const native = await profileNative(modelPath, ids);
   const nodeMs = native.medianMs;
-  rows.push({ suite, case: `forward, ${ids.length} tokens, onnxruntime-node (1 thread)`, value: nodeMs, unit: "ms", note: `${checkpoint}, median of 20` });
+  rows.push({
+    suite,
+    case: `forward, ${ids.length} tokens, onnxruntime-node (1 thread)`,
+    value: nodeMs,
+    unit: "ms",
+    note: `${checkpoint}, median of 20`,
+  });
   const wasm = profileWasm(modelPath, ids);
-  rows.push({ suite, case: "same, onnxruntime-web WASM in Node (1 thread)", value: wasm.medianMs, unit: "ms", note: `${(wasm.medianMs / nodeMs).toFixed(2)}× onnxruntime-node: the WASM kernels alone, no browser` });
+  rows.push({
+    suite,
+    case: "same, onnxruntime-web WASM in Node (1 thread)",
+    value: wasm.medianMs,
+    unit: "ms",
+    note: `${(wasm.medianMs / nodeMs).toFixed(2)}× onnxruntime-node: the WASM kernels alone, no browser`,
+  });
   rows.push(...operatorRows(wasm.msPerOp, native.msPerOp));
 
   const state = `${process.env.MOE_LAB_RUNS ?? `${root}data/runs`}/${checkpoint}/state.pt`;
   if (existsSync(state)) {
-    const out = JSON.parse(execFileSync("/usr/bin/python3", [`${root}bench/model_torch.py`, state, JSON.stringify(ids), "7", "1"], { encoding: "utf8" }));
-    rows.push({ suite, case: "same, PyTorch CPU eager (1 thread), grouped experts", value: out.grouped.median_ms, unit: "ms", note: "the training path" });
-    rows.push({ suite, case: "same, PyTorch CPU eager (1 thread), buffered experts", value: out.buffered.median_ms, unit: "ms", note: "the exported graph's formulation" });
-  } else rows.push({ suite, case: "same, PyTorch CPU eager", value: NaN, unit: "ms", note: `skipped: no training state at ${state} (set MOE_LAB_RUNS)` });
+    const out = JSON.parse(
+      execFileSync("/usr/bin/python3", [`${root}bench/model_torch.py`, state, JSON.stringify(ids), "7", "1"], {
+        encoding: "utf8",
+      }),
+    );
+    rows.push({
+      suite,
+      case: "same, PyTorch CPU eager (1 thread), grouped experts",
+      value: out.grouped.median_ms,
+      unit: "ms",
+      note: "the training path",
+    });
+    rows.push({
+      suite,
+      case: "same, PyTorch CPU eager (1 thread), buffered experts",
+      value: out.buffered.median_ms,
+      unit: "ms",
+      note: "the exported graph's formulation",
+    });
+  } else
+    rows.push({
+      suite,
+      case: "same, PyTorch CPU eager",
+      value: NaN,
+      unit: "ms",
+      note: `skipped: no training state at ${state} (set MOE_LAB_RUNS)`,
+    });
 
   if (!existsSync(`${root}dist/playground.html`)) {
     rows.push({ suite, case: "in the page", value: NaN, unit: "ms", note: "skipped: run `npm run build` first" });
@@ -77,14 +113,38 @@ export async function benchModel(): Promise<BenchRow[]> {
     for (let i = 0; i < 20; i++) pageTimes.push(await route());
     const settled = pageTimes.slice(-10).sort((a, b) => a - b);
     const wasmMs = settled[5];
-    rows.push({ suite, case: "same, onnxruntime-web WASM in Chromium (worker, 1 thread)", value: wasmMs, unit: "ms", note: `${(wasmMs / nodeMs).toFixed(2)}× onnxruntime-node (target ≤ 2×); median of routes 11–20` });
-    rows.push({ suite, case: "same, first route of this text after loading", value: pageTimes[0], unit: "ms", note: "the page's second forward pass: V8 has not optimised the WebAssembly yet" });
+    rows.push({
+      suite,
+      case: "same, onnxruntime-web WASM in Chromium (worker, 1 thread)",
+      value: wasmMs,
+      unit: "ms",
+      note: `${(wasmMs / nodeMs).toFixed(2)}× onnxruntime-node (target ≤ 2×); median of routes 11–20`,
+    });
+    rows.push({
+      suite,
+      case: "same, first route of this text after loading",
+      value: pageTimes[0],
+      unit: "ms",
+      note: "the page's second forward pass: V8 has not optimised the WebAssembly yet",
+    });
     const warmStart = performance.now();
     await page.goto(`${site.url}playground?ep=wasm`);
     await page.waitForSelector("[data-testid=tokens]", { timeout: 120_000 });
     const warm = performance.now() - warmStart;
-    rows.push({ suite, case: "navigation → first routed text, cold cache", value: cold, unit: "ms", note: `target < 3000 ms; ${cold < 3000 ? "met" : "MISSED"}` });
-    rows.push({ suite, case: "navigation → first routed text, warm cache", value: warm, unit: "ms", note: "model from Cache Storage" });
+    rows.push({
+      suite,
+      case: "navigation → first routed text, cold cache",
+      value: cold,
+      unit: "ms",
+      note: `target < 3000 ms; ${cold < 3000 ? "met" : "MISSED"}`,
+    });
+    rows.push({
+      suite,
+      case: "navigation → first routed text, warm cache",
+      value: warm,
+      unit: "ms",
+      note: "model from Cache Storage",
+    });
   } finally {
     await browser.close();
     await site.close();
@@ -100,10 +160,21 @@ export async function benchModel(): Promise<BenchRow[]> {
 function operatorRows(wasmMs: Map<string, number>, nativeMs: Map<string, number>): BenchRow[] {
   const ranked = [...wasmMs].sort((a, b) => b[1] - a[1]);
   const row = (name: string, wasmTime: number, nativeTime: number): BenchRow => ({
-    suite, case: `  profile: ${name}, WASM in Node`, value: wasmTime, unit: "ms", note: `native ${nativeTime.toFixed(1)} ms: ${(wasmTime / nativeTime).toFixed(1)}×`,
+    suite,
+    case: `  profile: ${name}, WASM in Node`,
+    value: wasmTime,
+    unit: "ms",
+    note: `native ${nativeTime.toFixed(1)} ms: ${(wasmTime / nativeTime).toFixed(1)}×`,
   });
   const top = ranked.slice(0, 3).map(([op, ms]) => row(op, ms, nativeMs.get(op) ?? NaN));
   const rest = ranked.slice(3);
   const restNative = rest.reduce((sum, [op]) => sum + (nativeMs.get(op) ?? 0), 0);
-  return [...top, row(`${rest.length} other operator types`, rest.reduce((sum, [, ms]) => sum + ms, 0), restNative)];
+  return [
+    ...top,
+    row(
+      `${rest.length} other operator types`,
+      rest.reduce((sum, [, ms]) => sum + ms, 0),
+      restNative,
+    ),
+  ];
 }

@@ -53,9 +53,15 @@ function traceIn(text: string): TraceEvent[] {
 }
 
 export function profileWasm(modelPath: string, ids: number[], runs = 20): OperatorProfile {
-  const out = execFileSync(process.execPath, ["--import", "tsx", join(here, "wasm-profile.ts"), modelPath, JSON.stringify(ids), String(runs)], {
-    cwd: join(here, ".."), encoding: "utf8", maxBuffer: 512 * 1024 * 1024,
-  });
+  const out = execFileSync(
+    process.execPath,
+    ["--import", "tsx", join(here, "wasm-profile.ts"), modelPath, JSON.stringify(ids), String(runs)],
+    {
+      cwd: join(here, ".."),
+      encoding: "utf8",
+      maxBuffer: 512 * 1024 * 1024,
+    },
+  );
   const lines = out.trimEnd().split("\n");
   const { medianMs } = JSON.parse(lines[lines.length - 1]) as { medianMs: number };
   return { medianMs, msPerOp: operatorTimes(traceIn(lines.slice(0, -1).join("\n")), runs) };
@@ -69,7 +75,11 @@ export async function profileNative(modelPath: string, ids: number[], runs = 20)
 
   const dir = mkdtempSync(join(tmpdir(), "moe-lab-profile-"));
   try {
-    const profiled = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, enableProfiling: true, profileFilePrefix: join(dir, "native") });
+    const profiled = await ort.InferenceSession.create(modelPath, {
+      intraOpNumThreads: 1,
+      enableProfiling: true,
+      profileFilePrefix: join(dir, "native"),
+    });
     for (let i = 0; i < 10 + runs; i++) await profiled.run(feed);
     profiled.endProfiling();
     await profiled.release();

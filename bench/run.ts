@@ -34,6 +34,12 @@ for (const row of rows) {
   console.log(`${row.case.padEnd(width)}  ${value.padStart(10)}  ${row.unit.padEnd(4)}  ${row.note ?? ""}`);
 }
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-const result = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, rows };
+const result = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu: cpus()[0]?.model,
+  cores: cpus().length,
+  rows,
+};
 writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(result, null, 2));
 console.log("\nwritten: bench/results/latest.json");

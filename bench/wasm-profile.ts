@@ -24,7 +24,11 @@ const plain = await ort.InferenceSession.create(bytes, { executionProviders: ["w
 const medianMs = await medianAsync(runs, 10, () => plain.run(feed));
 await plain.release();
 
-const profiled = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", enableProfiling: true });
+const profiled = await ort.InferenceSession.create(bytes, {
+  executionProviders: ["wasm"],
+  graphOptimizationLevel: "all",
+  enableProfiling: true,
+});
 for (let i = 0; i < 10 + runs; i++) await profiled.run(feed);
 profiled.endProfiling(); // prints the trace to stdout
 console.log(`\n${JSON.stringify({ medianMs })}`);

@@ -31,7 +31,16 @@ function writeLargeNpy(path: string): void {
 
 export async function benchYourLogits(): Promise<BenchRow[]> {
   const root = fileURLToPath(new URL("../", import.meta.url));
-  if (!existsSync(`${root}dist/your-logits.html`)) return [{ suite: "your logits", case: "1 GiB .npy in Chromium", value: NaN, unit: "s", note: "skipped: run `npm run build` first" }];
+  if (!existsSync(`${root}dist/your-logits.html`))
+    return [
+      {
+        suite: "your logits",
+        case: "1 GiB .npy in Chromium",
+        value: NaN,
+        unit: "s",
+        note: "skipped: run `npm run build` first",
+      },
+    ];
   const path = join(tmpdir(), "moe-lab-1gib.npy");
   writeLargeNpy(path);
   const site = await serveDist(`${root}dist/`);
@@ -46,10 +55,31 @@ export async function benchYourLogits(): Promise<BenchRow[]> {
     await page.waitForSelector("[data-testid=file-done], [data-testid=file-error]", { timeout: 600_000 });
     const total = (performance.now() - started) / 1000;
     const error = await page.getByTestId("file-error").count();
-    const worker = Number(/in ([\d.]+) s/.exec((await page.getByTestId("file-done").textContent().catch(() => "")) ?? "")?.[1]);
+    const worker = Number(
+      /in ([\d.]+) s/.exec(
+        (await page
+          .getByTestId("file-done")
+          .textContent()
+          .catch(() => "")) ?? "",
+      )?.[1],
+    );
     return [
-      { suite: "your logits", case: "1 GiB .npy (16×262144×64 f32, k=8): read + summarise in the worker", value: worker, unit: "s", note: error ? "FAILED: the page showed an error" : `${(1024 / worker).toFixed(0)} MiB/s; page stayed responsive (worker)` },
-      { suite: "your logits", case: "same, from choosing the file to the numbers on screen", value: total, unit: "s", note: "includes the header read and the click" },
+      {
+        suite: "your logits",
+        case: "1 GiB .npy (16×262144×64 f32, k=8): read + summarise in the worker",
+        value: worker,
+        unit: "s",
+        note: error
+          ? "FAILED: the page showed an error"
+          : `${(1024 / worker).toFixed(0)} MiB/s; page stayed responsive (worker)`,
+      },
+      {
+        suite: "your logits",
+        case: "same, from choosing the file to the numbers on screen",
+        value: total,
+        unit: "s",
+        note: "includes the header read and the click",
+      },
     ];
   } finally {
     await browser.close();

@@ -31,7 +31,8 @@ const require = createRequire(import.meta.url);
 const root = new URL("../", import.meta.url);
 const vendor = new URL("src/vendor/", root);
 const assets = new URL("src/assets/", root);
-for (const dir of [vendor, assets, new URL("ort/", assets), new URL("models/", assets)]) mkdirSync(dir, { recursive: true });
+for (const dir of [vendor, assets, new URL("ort/", assets), new URL("models/", assets)])
+  mkdirSync(dir, { recursive: true });
 
 const katexDir = dirname(require.resolve("katex/dist/katex.min.css"));
 const katexCss = readFileSync(join(katexDir, "katex.min.css"), "utf8").replace(/src:([^;}]*)/g, (_, sources) => {
@@ -41,55 +42,113 @@ const katexCss = readFileSync(join(katexDir, "katex.min.css"), "utf8").replace(/
   return `src:url(data:font/woff2;base64,${data}) format("woff2")`;
 });
 writeFileSync(new URL("katex.css", vendor), katexCss);
-writeFileSync(new URL("inputs.css", vendor), readFileSync(require.resolve("@observablehq/inputs/dist/index.css"), "utf8"));
+writeFileSync(
+  new URL("inputs.css", vendor),
+  readFileSync(require.resolve("@observablehq/inputs/dist/index.css"), "utf8"),
+);
 
 const ortDist = dirname(require.resolve("onnxruntime-web/webgpu"));
 // Two builds: the plain SIMD one for the WASM backend, the asyncify one for WebGPU.
-for (const file of ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm"]) copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
+for (const file of [
+  "ort-wasm-simd-threaded.mjs",
+  "ort-wasm-simd-threaded.wasm",
+  "ort-wasm-simd-threaded.asyncify.mjs",
+  "ort-wasm-simd-threaded.asyncify.wasm",
+])
+  copyFileSync(join(ortDist, file), new URL(`ort/${file}`, assets));
 
-for (const [entry, out] of [["src/workers/model-worker.ts", "model-worker.js"], ["src/workers/logits-worker.ts", "logits-worker.js"]]) {
+for (const [entry, out] of [
+  ["src/workers/model-worker.ts", "model-worker.js"],
+  ["src/workers/logits-worker.ts", "logits-worker.js"],
+]) {
   await build({
     entryPoints: [new URL(entry, root).pathname],
     outfile: new URL(out, assets).pathname,
-    bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, logLevel: "warning",
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    logLevel: "warning",
   });
 }
 
 // Only the checkpoints that exist are referenced: Framework fails a build on a
 // FileAttachment to a missing file, and a checkpoint may not be trained yet.
 const models = new URL("data/models/", root);
-const available = existsSync(models) ? readdirSync(models).filter((file) => file.endsWith(".onnx")).sort() : [];
+const available = existsSync(models)
+  ? readdirSync(models)
+      .filter((file) => file.endsWith(".onnx"))
+      .sort()
+  : [];
 for (const file of available) copyFileSync(new URL(file, models), new URL(`models/${file}`, assets));
-writeFileSync(new URL("model-files.js", assets), [
-  "// Written by scripts/prepare-assets.mjs: the OLMoE-mini checkpoints in data/models.",
-  'import {FileAttachment} from "observablehq:stdlib";',
-  "export const modelFiles = {",
-  ...available.map((file) => `  ${JSON.stringify(file.replace(/\.onnx$/, ""))}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`),
-  "};",
-  "",
-].join("\n"));
-writeFileSync(new URL("olmoe-mini.js", assets), [
-  "// Written by scripts/prepare-assets.mjs from src/lib/model/olmoe-mini.json (see src/components/olmoe-mini.js).",
-  `export default ${readFileSync(new URL("src/lib/model/olmoe-mini.json", root), "utf8").trim()};`,
-  "",
-].join("\n"));
+writeFileSync(
+  new URL("model-files.js", assets),
+  [
+    "// Written by scripts/prepare-assets.mjs: the OLMoE-mini checkpoints in data/models.",
+    'import {FileAttachment} from "observablehq:stdlib";',
+    "export const modelFiles = {",
+    ...available.map(
+      (file) =>
+        `  ${JSON.stringify(file.replace(/\.onnx$/, ""))}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`,
+    ),
+    "};",
+    "",
+  ].join("\n"),
+);
+writeFileSync(
+  new URL("olmoe-mini.js", assets),
+  [
+    "// Written by scripts/prepare-assets.mjs from src/lib/model/olmoe-mini.json (see src/components/olmoe-mini.js).",
+    `export default ${readFileSync(new URL("src/lib/model/olmoe-mini.json", root), "utf8").trim()};`,
+    "",
+  ].join("\n"),
+);
 copyFileSync(new URL("data/tokenizer.json", root), new URL("tokenizer.json", assets));
-const samples = Object.fromEntries(readdirSync(new URL("data/samples/", root)).map((f) => [f.replace(/\.txt$/, ""), readFileSync(new URL(`data/samples/${f}`, root), "utf8")]));
+const samples = Object.fromEntries(
+  readdirSync(new URL("data/samples/", root)).map((f) => [
+    f.replace(/\.txt$/, ""),
+    readFileSync(new URL(`data/samples/${f}`, root), "utf8"),
+  ]),
+);
 writeFileSync(new URL("samples.json", assets), JSON.stringify(samples));
 
 // Versions current on the registry on 2026-11-30; the installed version where
 // the package is in node_modules. A folder that holds files (a real download,
 // from a build with network) is left alone.
 const frameworkLibraries = {
-  "@duckdb/duckdb-wasm": "1.32.0", "@observablehq/sample-datasets": "1.0.1", "@uwdata/vgplot": "0.32.0", "@viz-js/viz": "3.31.0",
-  "apache-arrow": "21.2.0", arquero: "8.0.3", echarts: "6.1.0", exceljs: "4.4.0", jszip: "3.10.2", leaflet: "1.9.4", lodash: "4.18.1",
-  "mapbox-gl": "3.32.0", mermaid: "12.3.0", "parquet-wasm": "0.8.0", react: "19.3.1", "react-dom": "19.3.1", "sql.js": "1.17.0",
-  "topojson-client": "3.1.0", vega: "6.4.0", "vega-lite": "6.5.0", "vega-lite-api": "6.0.0",
-  d3: null, "d3-dsv": null, "@observablehq/plot": null, "@observablehq/inputs": null, htl: null, katex: null,
+  "@duckdb/duckdb-wasm": "1.32.0",
+  "@observablehq/sample-datasets": "1.0.1",
+  "@uwdata/vgplot": "0.32.0",
+  "@viz-js/viz": "3.31.0",
+  "apache-arrow": "21.2.0",
+  arquero: "8.0.3",
+  echarts: "6.1.0",
+  exceljs: "4.4.0",
+  jszip: "3.10.2",
+  leaflet: "1.9.4",
+  lodash: "4.18.1",
+  "mapbox-gl": "3.32.0",
+  mermaid: "12.3.0",
+  "parquet-wasm": "0.8.0",
+  react: "19.3.1",
+  "react-dom": "19.3.1",
+  "sql.js": "1.17.0",
+  "topojson-client": "3.1.0",
+  vega: "6.4.0",
+  "vega-lite": "6.5.0",
+  "vega-lite-api": "6.0.0",
+  d3: null,
+  "d3-dsv": null,
+  "@observablehq/plot": null,
+  "@observablehq/inputs": null,
+  htl: null,
+  katex: null,
 };
 const npmCache = new URL("src/.observablehq/cache/_npm/", root);
 for (const [name, pinned] of Object.entries(frameworkLibraries)) {
-  const version = pinned ?? JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, root), "utf8")).version;
+  const version =
+    pinned ?? JSON.parse(readFileSync(new URL(`node_modules/${name}/package.json`, root), "utf8")).version;
   const scope = new URL(name.startsWith("@") ? `${name.split("/")[0]}/` : "./", npmCache);
   const known = existsSync(scope) && readdirSync(scope).some((entry) => entry.startsWith(`${name.split("/").pop()}@`));
   if (!known) mkdirSync(new URL(`${name}@${version}/`, npmCache), { recursive: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: every suite, the independent ones side by side.
-//   1. typecheck, library/CLI tests, model tests and the site build at once
+//   1. format check, typecheck, library/CLI tests, model tests and the site build at once
 //      (none reads what another writes);
 //   2. then the browser tests, which need the build, two files at a time.
 // Each step's output is printed whole when it ends, so parallel output never
@@ -8,10 +8,18 @@
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 
-const browserTests = readdirSync("test/browser").filter((f) => f.endsWith(".test.ts")).map((f) => `test/browser/${f}`);
+const browserTests = readdirSync("test/browser")
+  .filter((f) => f.endsWith(".test.ts"))
+  .map((f) => `test/browser/${f}`);
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 const phases = [
-  [["typecheck", npm, ["run", "--silent", "typecheck"]], ["unit", npm, ["run", "--silent", "test:unit"]], ["model", npm, ["run", "--silent", "test:model"]], ["build", npm, ["run", "--silent", "build"]]],
+  [
+    ["format", npm, ["run", "--silent", "format:check"]],
+    ["typecheck", npm, ["run", "--silent", "typecheck"]],
+    ["unit", npm, ["run", "--silent", "test:unit"]],
+    ["model", npm, ["run", "--silent", "test:model"]],
+    ["build", npm, ["run", "--silent", "build"]],
+  ],
   [["browser", process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...browserTests]]],
 ];
 
@@ -39,6 +47,11 @@ for (const phase of phases) {
   if (results.some((r) => !r.ok)) break;
 }
 process.stdout.write("\n");
-for (const r of results) process.stdout.write(`${r.ok ? "pass" : "FAIL"}  ${r.name.padEnd(10)} ${r.seconds.toFixed(0).padStart(5)} s${r.ok ? "" : `  (exit ${r.code})`}\n`);
-process.stdout.write(`npm test: ${results.every((r) => r.ok) ? "all passed" : "failed"} in ${((Date.now() - started) / 60000).toFixed(1)} min\n`);
+for (const r of results)
+  process.stdout.write(
+    `${r.ok ? "pass" : "FAIL"}  ${r.name.padEnd(10)} ${r.seconds.toFixed(0).padStart(5)} s${r.ok ? "" : `  (exit ${r.code})`}\n`,
+  );
+process.stdout.write(
+  `npm test: ${results.every((r) => r.ok) ? "all passed" : "failed"} in ${((Date.now() - started) / 60000).toFixed(1)} min\n`,
+);
 process.exit(results.every((r) => r.ok) && results.length === phases.flat().length ? 0 : 1);

@@ -15,13 +15,32 @@ import { open, stat } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { lossDescriptors, lossRecord } from "./lib/losses/index.js";
 import { supportedFormats } from "./lib/io/read.js";
-import { bytesSource, MAX_WHOLE_BYTES, planLogits, streamLogits, summaryForPlan, type ByteSource } from "./lib/io/stream.js";
+import {
+  bytesSource,
+  MAX_WHOLE_BYTES,
+  planLogits,
+  streamLogits,
+  summaryForPlan,
+  type ByteSource,
+} from "./lib/io/stream.js";
 import { LabInputError, decimalInteger, type FloatArray } from "./lib/types.js";
-import { frameworkNames, frameworkRecord, frameworks, isFrameworkName, type FrameworkName } from "./lib/frameworks/index.js";
+import {
+  frameworkNames,
+  frameworkRecord,
+  frameworks,
+  isFrameworkName,
+  type FrameworkName,
+} from "./lib/frameworks/index.js";
 
 /** `lbl.{switch,hf,…}, z_loss.{…}, …`, from the registry. */
 const lossFamiliesHelp = [...new Set(lossDescriptors.map((d) => d.family))]
-  .map((family) => `${family}.{${lossDescriptors.filter((d) => d.family === family).map((d) => d.variant).join(",")}}`)
+  .map(
+    (family) =>
+      `${family}.{${lossDescriptors
+        .filter((d) => d.family === family)
+        .map((d) => d.variant)
+        .join(",")}}`,
+  )
   .join(",\n");
 
 const frameworkHelp = frameworkNames
@@ -86,7 +105,9 @@ interface Options {
 /** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
 function coefficient(flag: string, text: string | undefined): number {
   if (text === undefined || !/^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$|^[0-9]+\.$/.test(text)) {
-    throw new UsageError(`${flag} needs a number ≥ 0 such as 0.01 or 1e-3, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
+    throw new UsageError(
+      `${flag} needs a number ≥ 0 such as 0.01 or 1e-3, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`,
+    );
   }
   const value = Number(text);
   if (!Number.isFinite(value)) throw new UsageError(`${flag} must be finite, got '${oneLine(text)}'`);
@@ -106,11 +127,21 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     if (flag === "--per-token-loss") {
       if (inline !== undefined) throw new UsageError("--per-token-loss takes no value");
       options.perTokenLoss = true;
-    } else if (flag === "--top-k" || flag === "--micro-batch" || flag === "--dp" || flag === "--ga" || flag === "--pad-to") {
+    } else if (
+      flag === "--top-k" ||
+      flag === "--micro-batch" ||
+      flag === "--dp" ||
+      flag === "--ga" ||
+      flag === "--pad-to"
+    ) {
       const text = inline ?? rest[++i];
       const value = decimalInteger(text);
-      if (text === undefined || value === null) throw new UsageError(`${flag} needs a decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`);
-      if ((flag === "--dp" || flag === "--ga") && value < 1) throw new UsageError(`${flag} must be a positive integer, got ${value}`);
+      if (text === undefined || value === null)
+        throw new UsageError(
+          `${flag} needs a decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`,
+        );
+      if ((flag === "--dp" || flag === "--ga") && value < 1)
+        throw new UsageError(`${flag} must be a positive integer, got ${value}`);
       if (flag === "--top-k") options.topK = value;
       else if (flag === "--micro-batch") options.microBatch = value;
       else if (flag === "--dp") options.dp = value;
@@ -119,7 +150,9 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     } else if (flag === "--framework") {
       const text = inline ?? rest[++i];
       if (text === undefined || !isFrameworkName(text)) {
-        throw new UsageError(`${text === undefined ? "--framework needs a name" : `unknown framework '${oneLine(text)}'`}; known: ${frameworkNames.join(", ")}`);
+        throw new UsageError(
+          `${text === undefined ? "--framework needs a name" : `unknown framework '${oneLine(text)}'`}; known: ${frameworkNames.join(", ")}`,
+        );
       }
       options.framework = text;
     } else if (flag === "--alpha" || flag === "--beta") {
@@ -136,7 +169,9 @@ function parseArguments(args: string[]): Options | "help" | "version" {
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
   if (options.framework === undefined) {
-    const stray = (["alpha", "beta", "dp", "ga", "padTo", "perTokenLoss"] as const).find((key) => options[key] !== undefined);
+    const stray = (["alpha", "beta", "dp", "ga", "padTo", "perTokenLoss"] as const).find(
+      (key) => options[key] !== undefined,
+    );
     const flagName: Record<string, string> = { padTo: "pad-to", perTokenLoss: "per-token-loss" };
     if (stray) throw new UsageError(`--${flagName[stray] ?? stray} applies to a framework: add --framework NAME`);
   }
@@ -156,7 +191,10 @@ async function openSource(file: string): Promise<{ source: ByteSource; close(): 
     let size = 0;
     for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_WHOLE_BYTES) throw new LabInputError(`standard input holds more than ${MAX_WHOLE_BYTES / 2 ** 20} MiB; pass a file name instead (files of any size are streamed)`);
+      if (size > MAX_WHOLE_BYTES)
+        throw new LabInputError(
+          `standard input holds more than ${MAX_WHOLE_BYTES / 2 ** 20} MiB; pass a file name instead (files of any size are streamed)`,
+        );
       chunks.push(chunk);
     }
     return { source: bytesSource(new Uint8Array(Buffer.concat(chunks)), "standard input"), close: async () => {} };
@@ -166,21 +204,36 @@ async function openSource(file: string): Promise<{ source: ByteSource; close(): 
     info = await stat(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new LabInputError(`cannot read ${name}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "ENOTDIR" ? "a part of the path is not a directory" : (error as Error).message}`);
+    throw new LabInputError(
+      `cannot read ${name}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "ENOTDIR" ? "a part of the path is not a directory" : (error as Error).message}`,
+    );
   }
   if (!info.isFile()) {
-    const kind = info.isDirectory() ? "a directory" : info.isFIFO() ? "a named pipe (FIFO)" : info.isCharacterDevice() ? "a character device" : info.isBlockDevice() ? "a block device" : info.isSocket() ? "a socket" : "not a regular file";
+    const kind = info.isDirectory()
+      ? "a directory"
+      : info.isFIFO()
+        ? "a named pipe (FIFO)"
+        : info.isCharacterDevice()
+          ? "a character device"
+          : info.isBlockDevice()
+            ? "a block device"
+            : info.isSocket()
+              ? "a socket"
+              : "not a regular file";
     throw new LabInputError(`cannot read ${name}: it is ${kind}; give a regular file, or - to read standard input`);
   }
   let handle;
   try {
     handle = await open(file, "r");
   } catch (error) {
-    throw new LabInputError(`cannot read ${name}: ${(error as NodeJS.ErrnoException).code === "EACCES" ? "permission denied" : (error as Error).message}`);
+    throw new LabInputError(
+      `cannot read ${name}: ${(error as NodeJS.ErrnoException).code === "EACCES" ? "permission denied" : (error as Error).message}`,
+    );
   }
   const size = info.size;
   const source: ByteSource = {
-    name, size,
+    name,
+    size,
     async read(start, end) {
       const bytes = new Uint8Array(Math.max(0, Math.min(end, size) - start));
       let at = 0;
@@ -217,11 +270,19 @@ async function losses(options: Options): Promise<string> {
     const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
     const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
     if (kept && options.framework) {
-      record.framework = frameworkRecord({ data: kept, layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, topK, sequenceLengths, {
-        framework: options.framework, alpha: options.alpha, beta: options.beta,
-        layout: { dataParallel: options.dp ?? 1, gradientAccumulation: options.ga ?? 1 },
-        padTo: options.padTo, perTokenLoss: options.perTokenLoss,
-      });
+      record.framework = frameworkRecord(
+        { data: kept, layers: plan.layers, tokens: plan.tokens, experts: plan.experts },
+        topK,
+        sequenceLengths,
+        {
+          framework: options.framework,
+          alpha: options.alpha,
+          beta: options.beta,
+          layout: { dataParallel: options.dp ?? 1, gradientAccumulation: options.ga ?? 1 },
+          padTo: options.padTo,
+          perTokenLoss: options.perTokenLoss,
+        },
+      );
     }
     return JSON.stringify(record, null, 2);
   } finally {
@@ -233,7 +294,10 @@ async function losses(options: Options): Promise<string> {
 function keptLogits(plan: { layers: number; tokens: number; experts: number; dtype: string }): FloatArray {
   const count = plan.layers * plan.tokens * plan.experts;
   const bytes = count * (plan.dtype === "float64" ? 8 : 4);
-  if (bytes > MAX_WHOLE_BYTES) throw new LabInputError(`--framework keeps every logit in memory; this file's ${(bytes / 2 ** 20).toFixed(0)} MiB of logits pass the ${MAX_WHOLE_BYTES / 2 ** 20} MiB limit: give fewer tokens`);
+  if (bytes > MAX_WHOLE_BYTES)
+    throw new LabInputError(
+      `--framework keeps every logit in memory; this file's ${(bytes / 2 ** 20).toFixed(0)} MiB of logits pass the ${MAX_WHOLE_BYTES / 2 ** 20} MiB limit: give fewer tokens`,
+    );
   return plan.dtype === "float64" ? new Float64Array(count) : new Float32Array(count);
 }
 
@@ -245,7 +309,10 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     if (options === "version") {
-      const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+      const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+        name: string;
+        version: string;
+      };
       process.stdout.write(`${pkg.name} ${pkg.version}\n`);
       return 0;
     }
@@ -257,7 +324,10 @@ export async function main(args: string[]): Promise<number> {
       if (error instanceof UsageError) process.stderr.write("run 'moe-lab --help' for usage\n");
       return 2;
     }
-    if (error instanceof RangeError && /Array buffer allocation|Invalid typed array length|Invalid array length/.test(error.message)) {
+    if (
+      error instanceof RangeError &&
+      /Array buffer allocation|Invalid typed array length|Invalid array length/.test(error.message)
+    ) {
       process.stderr.write(`moe-lab: the file is too large for this process's memory (${error.message})\n`);
       return 2;
     }

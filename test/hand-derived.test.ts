@@ -3,7 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { computeLosses } from "../src/lib/losses/index.js";
 import { effectiveCoefficient } from "../src/lib/losses/z-loss.js";
-import { naiveLogSumExpFloat32, logSumExpRow, topKRow, gateWeights, softmaxRow, noisyLogits } from "../src/lib/routing.js";
+import {
+  naiveLogSumExpFloat32,
+  logSumExpRow,
+  topKRow,
+  gateWeights,
+  softmaxRow,
+  noisyLogits,
+} from "../src/lib/routing.js";
 import { normalGenerator } from "../src/lib/random.js";
 import { cv2Population, cv2Unbiased } from "../src/lib/losses/reduce.js";
 import { logitsFromNested, LabInputError } from "../src/lib/types.js";
@@ -21,7 +28,9 @@ test("top-k ties go to the lower expert index", () => {
 });
 
 test("the equal-logits trap: lbl.switch reads 1 while every token goes to the same k experts", () => {
-  const E = 8, k = 2, T = 5;
+  const E = 8,
+    k = 2,
+    T = 5;
   const logits = logitsFromNested([Array.from({ length: T }, () => new Array(E).fill(0.7))]);
   const record = computeLosses(logits, k);
   assertClose(record.lbl.switch, 1, 1e-12, "switch");
@@ -31,7 +40,8 @@ test("the equal-logits trap: lbl.switch reads 1 while every token goes to the sa
 
 test("total collapse onto k experts with confident logits: lbl.switch → E/k", () => {
   // p ≈ 1/k on experts 0..k−1; f = 1/k there: E Σ f P = E · k · (1/k)(1/k) = E/k
-  const E = 16, k = 4;
+  const E = 16,
+    k = 4;
   const row = Array.from({ length: E }, (_, e) => (e < k ? 30 : 0));
   const record = computeLosses(logitsFromNested([[row, row, row]]), k);
   assertClose(record.lbl.switch, E / k, 1e-9, "switch");
@@ -51,7 +61,11 @@ test("the naive float32 logsumexp of MegaBlocks' OLMoE branch overflows past ~88
   const row = Float32Array.from([100, 99.5, 98, 97, 90, 80, 70, 60]);
   assert.equal(naiveLogSumExpFloat32(row, 0, 8), Infinity);
   assert.ok(Number.isFinite(naiveLogSumExpFloat32(Float32Array.from([88, 0]), 0, 2)));
-  const exact = 100 + Math.log(1 + Math.exp(-0.5) + Math.exp(-2) + Math.exp(-3) + Math.exp(-10) + Math.exp(-20) + Math.exp(-30) + Math.exp(-40));
+  const exact =
+    100 +
+    Math.log(
+      1 + Math.exp(-0.5) + Math.exp(-2) + Math.exp(-3) + Math.exp(-10) + Math.exp(-20) + Math.exp(-30) + Math.exp(-40),
+    );
   assertClose(logSumExpRow(row, 0, 8), exact, 1e-14);
   const record = computeLosses(logitsFromNested([[Array.from(row)]]), 2);
   assertClose(record.z_loss.st_moe, exact * exact, 1e-12);
@@ -67,7 +81,9 @@ test("CV²: population vs unbiased variance", () => {
   assertClose(cv2Population([1, 2, 3]), 2 / 3 / 4, 1e-15);
   assertClose(cv2Unbiased([1, 2, 3]), 1 / 4, 1e-15);
   // load form: (E/(T·k)²) Σ c² − 1
-  const load = [2, 3, 2, 5], T = 6, k = 2;
+  const load = [2, 3, 2, 5],
+    T = 6,
+    k = 2;
   assertClose(cv2Population(load), (4 / (T * k) ** 2) * load.reduce((a, c) => a + c * c, 0) - 1, 1e-12);
 });
 
@@ -95,13 +111,27 @@ test("noisy top-k: reproducible from its seed, zero noise logits of −∞ chang
 });
 
 test("bad layouts are refused with a sentence", () => {
-  const logits = logitsFromNested([[[0, 1], [1, 0], [0, 0]]]);
-  assert.throws(() => computeLosses(logits, 3), (e: Error) => e instanceof LabInputError && /top_k must be/.test(e.message));
+  const logits = logitsFromNested([
+    [
+      [0, 1],
+      [1, 0],
+      [0, 0],
+    ],
+  ]);
+  assert.throws(
+    () => computeLosses(logits, 3),
+    (e: Error) => e instanceof LabInputError && /top_k must be/.test(e.message),
+  );
   assert.throws(() => computeLosses(logits, 0), LabInputError);
   assert.throws(() => computeLosses(logits, 1, [1, 1]), /sum to 2, but the logits hold 3/);
   assert.throws(() => computeLosses(logits, 1, [3, 0]), /length 0/);
   assert.throws(() => computeLosses(logits, 1, [3], 0), /micro_batch_sequences/);
-  const withNaN = logitsFromNested([[[0, NaN], [1, 0]]]);
+  const withNaN = logitsFromNested([
+    [
+      [0, NaN],
+      [1, 0],
+    ],
+  ]);
   assert.throws(() => computeLosses(withNaN, 1), /layer 0, token 0, expert 1 is NaN/);
 });
 

@@ -37,48 +37,146 @@ test(".npy in Fortran order and big-endian is read correctly", () => {
 });
 
 test(".safetensors: one [L,T,E] tensor, or one tensor per layer in numeric name order, with metadata", () => {
-  const single = readLogits(writeSafetensors({ router_logits: { data: values, shape: [2, 3, 4] } }, { top_k: "2", sequence_lengths: "[1, 2]" }), "r.safetensors");
+  const single = readLogits(
+    writeSafetensors({ router_logits: { data: values, shape: [2, 3, 4] } }, { top_k: "2", sequence_lengths: "[1, 2]" }),
+    "r.safetensors",
+  );
   assert.equal(single.topK, 2);
   assert.deepEqual(single.sequenceLengths, [1, 2]);
   assert.deepEqual(Array.from(single.logits.data), Array.from(values));
   const layers: Record<string, { data: Float32Array; shape: number[] }> = {};
   // written out of order on purpose: layer.10 must come after layer.2
-  for (const l of [10, 2, 0]) layers[`layer.${l}`] = { data: Float32Array.from({ length: 12 }, () => l), shape: [3, 4] };
+  for (const l of [10, 2, 0])
+    layers[`layer.${l}`] = { data: Float32Array.from({ length: 12 }, () => l), shape: [3, 4] };
   const perLayer = readSafetensors(writeSafetensors(layers));
   assert.equal(perLayer.logits.layers, 3);
   assert.deepEqual([perLayer.logits.data[0], perLayer.logits.data[12], perLayer.logits.data[24]], [0, 2, 10]);
 });
 
 test("JSON: the worked-example shape, and [T,E] for one layer", () => {
-  const input = readLogits(new TextEncoder().encode(JSON.stringify({ router_logits: [[[1, 2], [3, 4]]], top_k: 1, sequence_lengths: [1, 1], micro_batch_sequences: 2 })), "a.json");
+  const input = readLogits(
+    new TextEncoder().encode(
+      JSON.stringify({
+        router_logits: [
+          [
+            [1, 2],
+            [3, 4],
+          ],
+        ],
+        top_k: 1,
+        sequence_lengths: [1, 1],
+        micro_batch_sequences: 2,
+      }),
+    ),
+    "a.json",
+  );
   assert.deepEqual([input.topK, input.microBatchSequences, input.sequenceLengths], [1, 2, [1, 1]]);
-  const flat = readLogits(new TextEncoder().encode(JSON.stringify({ router_logits: [[1, 2], [3, 4]] })), "a.json");
+  const flat = readLogits(
+    new TextEncoder().encode(
+      JSON.stringify({
+        router_logits: [
+          [1, 2],
+          [3, 4],
+        ],
+      }),
+    ),
+    "a.json",
+  );
   assert.equal(flat.logits.layers, 1);
 });
 
 const broken: [string, string, Uint8Array, RegExp][] = [
   ["empty file", "a.json", new Uint8Array(0), /is empty/],
-  ["ragged JSON", "a.json", new TextEncoder().encode('{"router_logits": [[[1,2],[3]]]}'), /ragged.*\[0\]\[1\] has 1 entries, expected 2/],
-  ["NaN in JSON as a string", "a.json", new TextEncoder().encode('{"router_logits": [[[1,"NaN"]]]}'), /every logit must be a number/],
+  [
+    "ragged JSON",
+    "a.json",
+    new TextEncoder().encode('{"router_logits": [[[1,2],[3]]]}'),
+    /ragged.*\[0\]\[1\] has 1 entries, expected 2/,
+  ],
+  [
+    "NaN in JSON as a string",
+    "a.json",
+    new TextEncoder().encode('{"router_logits": [[[1,"NaN"]]]}'),
+    /every logit must be a number/,
+  ],
   ["invalid JSON", "a.json", new TextEncoder().encode('{"router_logits": [[[1,2]]'), /not valid JSON/],
   ["JSON without router_logits", "a.json", new TextEncoder().encode('{"logits": 1}'), /no "router_logits"/],
   ["truncated .npy", "a.npy", writeNpy(values, [2, 3, 4]).slice(0, 150), /truncated/],
-  ["npy with trailing bytes", "a.npy", new Uint8Array([...writeNpy(values, [2, 3, 4]), 1, 2, 3, 4]), /4 bytes after the array/],
-  ["JSON named .npy", "a.npy", new TextEncoder().encode('{"router_logits": [[[1]]]}'), /named \.npy but its contents look like json/],
+  [
+    "npy with trailing bytes",
+    "a.npy",
+    new Uint8Array([...writeNpy(values, [2, 3, 4]), 1, 2, 3, 4]),
+    /4 bytes after the array/,
+  ],
+  [
+    "JSON named .npy",
+    "a.npy",
+    new TextEncoder().encode('{"router_logits": [[[1]]]}'),
+    /named \.npy but its contents look like json/,
+  ],
   ["npy named .safetensors", "a.safetensors", writeNpy(values, [2, 3, 4]), /look like npy/],
-  ["garbage named .safetensors", "a.safetensors", new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), /is this really a \.safetensors file/],
-  ["safetensors header that lies about its length", "a.safetensors", (() => { const b = writeSafetensors({ x: { data: values, shape: [2, 3, 4] } }); new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true); return b; })(), /header claims/],
-  ["huge safetensors header", "a.safetensors", (() => { const b = new Uint8Array(16); new DataView(b.buffer).setBigUint64(0, 1n << 40n, true); return b; })(), /refused/],
-  ["truncated safetensors", "a.safetensors", writeSafetensors({ x: { data: values, shape: [2, 3, 4] } }).slice(0, -8), /truncated/],
-  ["inconsistent layer shapes", "a.safetensors", writeSafetensors({ "layer.0": { data: new Float32Array(8), shape: [2, 4] }, "layer.1": { data: new Float32Array(6), shape: [2, 3] } }), /inconsistent layers.*\[2, 3\].*\[2, 4\]/],
-  ["NaN inside safetensors", "a.safetensors", writeSafetensors({ x: { data: Float32Array.from([0, NaN, 1, 2]), shape: [2, 2] } }), /token 0, expert 1 is NaN/],
-  ["Infinity inside npy", "a.npy", writeNpy(Float32Array.from([0, 1, Infinity, 2]), [2, 2]), /token 1, expert 0 is Infinity/],
+  [
+    "garbage named .safetensors",
+    "a.safetensors",
+    new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    /is this really a \.safetensors file/,
+  ],
+  [
+    "safetensors header that lies about its length",
+    "a.safetensors",
+    (() => {
+      const b = writeSafetensors({ x: { data: values, shape: [2, 3, 4] } });
+      new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true);
+      return b;
+    })(),
+    /header claims/,
+  ],
+  [
+    "huge safetensors header",
+    "a.safetensors",
+    (() => {
+      const b = new Uint8Array(16);
+      new DataView(b.buffer).setBigUint64(0, 1n << 40n, true);
+      return b;
+    })(),
+    /refused/,
+  ],
+  [
+    "truncated safetensors",
+    "a.safetensors",
+    writeSafetensors({ x: { data: values, shape: [2, 3, 4] } }).slice(0, -8),
+    /truncated/,
+  ],
+  [
+    "inconsistent layer shapes",
+    "a.safetensors",
+    writeSafetensors({
+      "layer.0": { data: new Float32Array(8), shape: [2, 4] },
+      "layer.1": { data: new Float32Array(6), shape: [2, 3] },
+    }),
+    /inconsistent layers.*\[2, 3\].*\[2, 4\]/,
+  ],
+  [
+    "NaN inside safetensors",
+    "a.safetensors",
+    writeSafetensors({ x: { data: Float32Array.from([0, NaN, 1, 2]), shape: [2, 2] } }),
+    /token 0, expert 1 is NaN/,
+  ],
+  [
+    "Infinity inside npy",
+    "a.npy",
+    writeNpy(Float32Array.from([0, 1, Infinity, 2]), [2, 2]),
+    /token 1, expert 0 is Infinity/,
+  ],
   ["unknown extension and content", "a.bin", new Uint8Array([0, 1, 2]), /cannot tell what a\.bin holds/],
 ];
 
 for (const [what, name, bytes, message] of broken) {
   test(`refused with a clear message: ${what}`, () => {
-    assert.throws(() => readLogits(bytes, name), (error: unknown) => error instanceof LabInputError && message.test(error.message));
+    assert.throws(
+      () => readLogits(bytes, name),
+      (error: unknown) => error instanceof LabInputError && message.test(error.message),
+    );
   });
 }
 
@@ -89,13 +187,28 @@ test("a dtype we do not read is named, with the ones we do", () => {
   assert.throws(() => readLogits(bytes, "a.npy"), /dtype '<i4'.*float16, float32 or float64/);
   const st = writeSafetensors({ x: { data: values, shape: [2, 3, 4] } });
   const header = new TextDecoder().decode(st).replace('"F32"', '"I32"');
-  assert.throws(() => readLogits(new TextEncoder().encode(header), "a.safetensors"), /dtype I32.*F16, BF16, F32 or F64/);
+  assert.throws(
+    () => readLogits(new TextEncoder().encode(header), "a.safetensors"),
+    /dtype I32.*F16, BF16, F32 or F64/,
+  );
 });
 
 test("a read error is called 'too large' only when an allocation failed", () => {
   assert.equal(describeReadError(new LabInputError("x.npy is empty")), "x.npy is empty");
-  assert.match(describeReadError(new RangeError("Array buffer allocation failed")), /more memory than this browser tab could allocate/);
-  assert.match(describeReadError(new RangeError("Invalid typed array length: 4294967296")), /more memory than this browser tab/);
-  assert.equal(describeReadError(new RangeError("Maximum call stack size exceeded")), "unexpected error, please report it: Maximum call stack size exceeded");
-  assert.equal(describeReadError(new TypeError("x is undefined")), "unexpected error, please report it: x is undefined");
+  assert.match(
+    describeReadError(new RangeError("Array buffer allocation failed")),
+    /more memory than this browser tab could allocate/,
+  );
+  assert.match(
+    describeReadError(new RangeError("Invalid typed array length: 4294967296")),
+    /more memory than this browser tab/,
+  );
+  assert.equal(
+    describeReadError(new RangeError("Maximum call stack size exceeded")),
+    "unexpected error, please report it: Maximum call stack size exceeded",
+  );
+  assert.equal(
+    describeReadError(new TypeError("x is undefined")),
+    "unexpected error, please report it: x is undefined",
+  );
 });

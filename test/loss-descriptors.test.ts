@@ -32,7 +32,8 @@ function unbiasedImportanceByHand(x: RouterLogits): number {
     const importance = new Array(x.experts).fill(0);
     for (let t = 0; t < x.tokens; t++) {
       const row = Array.from(x.data.subarray((l * x.tokens + t) * x.experts, (l * x.tokens + t + 1) * x.experts));
-      const z = row.map(Math.exp), s = z.reduce((a, b) => a + b, 0);
+      const z = row.map(Math.exp),
+        s = z.reduce((a, b) => a + b, 0);
       z.forEach((v, e) => (importance[e] += v / s));
     }
     const mean = importance.reduce((a, b) => a + b, 0) / x.experts;
@@ -49,7 +50,10 @@ test("names are unique and every registered descriptor is complete", () => {
     assert.ok(d.formula.length > 0 && d.units.length > 0, lossName(d));
     assert.ok(d.note({ topK: 2, experts: 8, tokens: 100, microBatch: 2, unit: "sequence" }).length > 0, lossName(d));
   }
-  assert.deepEqual(differentiableLosses, names.filter((n) => !n.startsWith("max_vio.") && n !== "cv2.load"));
+  assert.deepEqual(
+    differentiableLosses,
+    names.filter((n) => !n.startsWith("max_vio.") && n !== "cv2.load"),
+  );
 });
 
 test("the record, the gradient, the CSV and the loss table all pick a new descriptor up", () => {
@@ -58,11 +62,16 @@ test("the record, the gradient, the CSV and the loss table all pick a new descri
   const value = lossByName(record, "cv2.importance_unbiased");
   assertClose(value, unbiasedImportanceByHand(logits), 1e-12, "record");
   // The registry's own entries are unchanged by the extra one.
-  for (const d of lossDescriptors) assert.equal(lossByName(record, lossName(d)), lossByName(lossRecord(summary, 1), lossName(d)));
+  for (const d of lossDescriptors)
+    assert.equal(lossByName(record, lossName(d)), lossByName(lossRecord(summary, 1), lossName(d)));
 
   const csv = recordToCsv(record, withExample);
   assert.ok(csv.split("\n").includes(`cv2.importance_unbiased,${value}`), "CSV line");
-  assert.equal(recordToCsv(lossRecord(summary)).includes("importance_unbiased"), false, "the default export lists the registry only");
+  assert.equal(
+    recordToCsv(lossRecord(summary)).includes("importance_unbiased"),
+    false,
+    "the default export lists the registry only",
+  );
 
   const rows = lossRows(record, { topK: 2, experts: 4, tokens: 6, microBatch: 1, unit: "sequence" }, withExample);
   const row = rows.find((r) => r.name === "cv2.importance_unbiased");
@@ -74,9 +83,13 @@ test("the record, the gradient, the CSV and the loss table all pick a new descri
   const gradient = lossGradient(logits, cv2ImportanceUnbiased, { topK: 2, sequenceLengths: lengths });
   const h = 1e-6;
   for (let i = 0; i < logits.data.length; i += 5) {
-    const plus = Float64Array.from(logits.data); plus[i] += h;
-    const minus = Float64Array.from(logits.data); minus[i] -= h;
-    const numeric = (unbiasedImportanceByHand({ ...logits, data: plus }) - unbiasedImportanceByHand({ ...logits, data: minus })) / (2 * h);
+    const plus = Float64Array.from(logits.data);
+    plus[i] += h;
+    const minus = Float64Array.from(logits.data);
+    minus[i] -= h;
+    const numeric =
+      (unbiasedImportanceByHand({ ...logits, data: plus }) - unbiasedImportanceByHand({ ...logits, data: minus })) /
+      (2 * h);
     assertClose(gradient[i], numeric, 1e-6, `∂/∂x[${i}]`, 1e-6);
   }
 });
@@ -97,15 +110,26 @@ test("the unbiased CV² is the population one times E/(E−1), value and gradien
 });
 
 test("a descriptor without a gradient refuses one with its name", () => {
-  assert.throws(() => lossGradient(logits, lossDescriptors.find((d) => lossName(d) === "max_vio.global")!, { topK: 2 }), /max_vio\.global has no gradient/);
+  assert.throws(
+    () =>
+      lossGradient(
+        logits,
+        lossDescriptors.find((d) => lossName(d) === "max_vio.global")!,
+        { topK: 2 },
+      ),
+    /max_vio\.global has no gradient/,
+  );
 });
 
 test("each descriptor's value at perfect balance is its balance()", () => {
   // Every token's probabilities uniform and the slots spread exactly: E = 4,
   // k = 2, tokens routed in rotation by a tiny tilt that leaves p ≈ uniform.
-  const experts = 4, topK = 2, tokens = 8;
+  const experts = 4,
+    topK = 2,
+    tokens = 8;
   const data = new Float64Array(tokens * experts);
-  for (let t = 0; t < tokens; t++) for (let e = 0; e < experts; e++) data[t * experts + e] = ((e - t + 4 * experts) % experts) < topK ? 1e-9 : 0;
+  for (let t = 0; t < tokens; t++)
+    for (let e = 0; e < experts; e++) data[t * experts + e] = (e - t + 4 * experts) % experts < topK ? 1e-9 : 0;
   const summary = summarize({ data, layers: 1, tokens, experts }, topK, [tokens]);
   const record = lossRecord(summary, 1);
   for (const d of lossDescriptors as readonly LossDescriptor[]) {

@@ -26,7 +26,9 @@ test("the sign rule moves each bias by exactly u toward the mean load", () => {
 });
 
 test("over a stream of skewed batches the bias drives MaxVio down", () => {
-  const E = 8, k = 2, T = 256;
+  const E = 8,
+    k = 2,
+    T = 256;
   const normal = normalGenerator(3);
   const skew = Array.from({ length: E }, (_, e) => 1.5 - 0.4 * e); // expert 0 favoured
   let bias: Float64Array = new Float64Array(E);
@@ -55,19 +57,34 @@ test("a summary with a selection bias counts the biased choice and keeps the unb
 });
 
 test("a biased summary's load equals the loss-free step's on random logits, per layer", () => {
-  const L = 3, T = 200, E = 16, k = 4;
+  const L = 3,
+    T = 200,
+    E = 16,
+    k = 4;
   const normal = normalGenerator(21);
-  const logits: RouterLogits = { data: Float64Array.from({ length: L * T * E }, () => 2 * normal()), layers: L, tokens: T, experts: E };
+  const logits: RouterLogits = {
+    data: Float64Array.from({ length: L * T * E }, () => 2 * normal()),
+    layers: L,
+    tokens: T,
+    experts: E,
+  };
   const bias = Float64Array.from({ length: L * E }, () => 0.05 * normal());
   const step = biasBalancingStep(logits, k, bias, 0.001);
   const summary = summarize(logits, k, [T], { selectionBias: bias });
   assert.deepEqual(Array.from(summary.load), Array.from(step.load));
-  assert.notDeepEqual(Array.from(summarize(logits, k).load), Array.from(step.load), "the bias is large enough to matter");
+  assert.notDeepEqual(
+    Array.from(summarize(logits, k).load),
+    Array.from(step.load),
+    "the bias is large enough to matter",
+  );
 });
 
 test("a selection bias of the wrong size or with NaN is refused", () => {
   const logits: RouterLogits = { data: Float64Array.from([2, 1, 0, 0]), layers: 1, tokens: 1, experts: 4 };
-  assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, 0] }), /selection bias has 2 values; layers × experts is 4/);
+  assert.throws(
+    () => summarize(logits, 1, [1], { selectionBias: [0, 0] }),
+    /selection bias has 2 values; layers × experts is 4/,
+  );
   assert.throws(() => summarize(logits, 1, [1], { selectionBias: [0, NaN, 0, 0] }), /not finite at layer 0, expert 1/);
 });
 
@@ -76,19 +93,36 @@ test("the your-logits pipeline routes each row once: the replay takes the summar
   const { bytesSource, planLogits, streamLogits, summaryForPlan } = await import("../src/lib/io/stream.js");
   const { BiasReplayBuilder } = await import("../src/lib/loss-free.js");
   const { writeNpy } = await import("../src/lib/io/npy.js");
-  const layers = 2, tokens = 3000, experts = 16;
-  const data = Float32Array.from({ length: layers * tokens * experts }, (_, i) => Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011));
+  const layers = 2,
+    tokens = 3000,
+    experts = 16;
+  const data = Float32Array.from(
+    { length: layers * tokens * experts },
+    (_, i) => Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011),
+  );
   const source = bytesSource(writeNpy(data, [layers, tokens, experts]), "replay.npy");
   const plan = await planLogits(source);
   // As the worker does it: one builder routes, the replay listens.
   const listening = new BiasReplayBuilder(plan, 2, 1e-3, 256);
   const summary = summaryForPlan(plan, 2, [tokens], { onRow: listening.onRow });
   const before = routingCounter.rows;
-  await streamLogits(source, plan, (values, count) => summary.addRows(values, 0, count), () => {}, 4096);
+  await streamLogits(
+    source,
+    plan,
+    (values, count) => summary.addRows(values, 0, count),
+    () => {},
+    4096,
+  );
   assert.equal(routingCounter.rows - before, layers * tokens, "every row routed exactly once");
   // The same replay routing on its own.
   const alone = new BiasReplayBuilder(plan, 2, 1e-3, 256);
-  await streamLogits(source, plan, (values, count) => alone.addRows(values, count), () => {}, 4096);
+  await streamLogits(
+    source,
+    plan,
+    (values, count) => alone.addRows(values, count),
+    () => {},
+    4096,
+  );
   assert.deepEqual(listening.replay.maxVioUnbiased, alone.replay.maxVioUnbiased);
   assert.deepEqual(listening.replay.maxVio, alone.replay.maxVio);
   assert.deepEqual(listening.replay.biasFirstLayer.at(-1), alone.replay.biasFirstLayer.at(-1));

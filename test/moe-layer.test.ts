@@ -2,12 +2,33 @@
 // reproducibility, and the ablation's qualitative claims for a fixed seed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defaultLayerConfig, forward, gradients, initialParameters, makeTask, objective, sampleBatch, trainRun, trainStep, type LayerConfig, type Strategy } from "../src/lib/moe-layer.js";
+import {
+  defaultLayerConfig,
+  forward,
+  gradients,
+  initialParameters,
+  makeTask,
+  objective,
+  sampleBatch,
+  trainRun,
+  trainStep,
+  type LayerConfig,
+  type Strategy,
+} from "../src/lib/moe-layer.js";
 import { summarize } from "../src/lib/summary.js";
 import { lossRecord } from "../src/lib/losses/index.js";
 import { assertClose } from "./helpers.js";
 
-const small: LayerConfig = { ...defaultLayerConfig, experts: 6, topK: 2, inputDim: 5, outputDim: 3, clusters: 3, microBatches: 3, microBatchSize: 4 };
+const small: LayerConfig = {
+  ...defaultLayerConfig,
+  experts: 6,
+  topK: 2,
+  inputDim: 5,
+  outputDim: 3,
+  clusters: 3,
+  microBatches: 3,
+  microBatchSize: 4,
+};
 
 for (const strategy of ["none", "lbl-micro", "lbl-global", "loss-free"] as Strategy[]) {
   test(`whole-layer gradient matches finite differences (${strategy}, with z-loss)`, () => {
@@ -20,7 +41,10 @@ for (const strategy of ["none", "lbl-micro", "lbl-global", "loss-free"] as Strat
     const grads = gradients(config, params, batch);
     const h = 1e-6;
     let checked = 0;
-    for (const [name, values, analytic] of [["router", params.router, grads.router], ["experts", params.experts, grads.experts]] as const) {
+    for (const [name, values, analytic] of [
+      ["router", params.router, grads.router],
+      ["experts", params.experts, grads.experts],
+    ] as const) {
       for (let i = 0; i < values.length; i++) {
         const original = values[i];
         values[i] = original + h;
@@ -41,7 +65,9 @@ for (const strategy of ["none", "lbl-micro", "lbl-global", "loss-free"] as Strat
 }
 
 test("same seed, same curve; another seed, another curve", () => {
-  const a = trainRun(defaultLayerConfig, 30), b = trainRun(defaultLayerConfig, 30), c = trainRun({ ...defaultLayerConfig, seed: 2 }, 30);
+  const a = trainRun(defaultLayerConfig, 30),
+    b = trainRun(defaultLayerConfig, 30),
+    c = trainRun({ ...defaultLayerConfig, seed: 2 }, 30);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a[29].taskLoss, c[29].taskLoss);
 });
@@ -52,7 +78,8 @@ test("fixed seed: without balancing the final MaxVio exceeds every balanced stra
     return run.slice(-40).reduce((s, m) => s + m.maxVio, 0) / 40;
   };
   const none = final("none");
-  for (const strategy of ["lbl-micro", "lbl-global", "loss-free"] as Strategy[]) assert.ok(none > final(strategy), `${strategy}`);
+  for (const strategy of ["lbl-micro", "lbl-global", "loss-free"] as Strategy[])
+    assert.ok(none > final(strategy), `${strategy}`);
 });
 
 test("micro-batch LBL forces balance inside single-cluster micro-batches; global LBL leaves it specialised", () => {
@@ -69,7 +96,10 @@ test("loss-free: the step's LBL is measured on the loads its biased routing prod
   const params = initialParameters(config);
   // a few steps so that the bias is no longer zero
   for (let step = 0; step < 30; step++) trainStep(config, params, task, step);
-  assert.ok(params.bias.some((b) => b !== 0), "the bias has moved");
+  assert.ok(
+    params.bias.some((b) => b !== 0),
+    "the bias has moved",
+  );
   const batch = sampleBatch(config, task, 30);
   const f = forward(config, params, batch);
   const lengths = new Array(config.microBatches).fill(config.microBatchSize);

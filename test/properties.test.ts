@@ -15,24 +15,35 @@ function balancedLogits(layers: number, rounds: number, experts: number, topK: n
   // every expert also receives the same total probability because each token
   // row is a cyclic shift of the same row.
   const tokens = rounds * experts;
-  const base = Array.from({ length: experts }, (_, e) => (e < topK ? 3 + ((seed + e) % 5) * 0.1 : -((seed + e) % 7) * 0.3));
+  const base = Array.from({ length: experts }, (_, e) =>
+    e < topK ? 3 + ((seed + e) % 5) * 0.1 : -((seed + e) % 7) * 0.3,
+  );
   const data = new Float64Array(layers * tokens * experts);
-  for (let l = 0; l < layers; l++) for (let t = 0; t < tokens; t++) for (let e = 0; e < experts; e++) {
-    data[(l * tokens + t) * experts + ((e + t) % experts)] = base[e];
-  }
+  for (let l = 0; l < layers; l++)
+    for (let t = 0; t < tokens; t++)
+      for (let e = 0; e < experts; e++) {
+        data[(l * tokens + t) * experts + ((e + t) % experts)] = base[e];
+      }
   return { data, layers, tokens, experts };
 }
 
 test("perfectly balanced routing gives lbl.switch = 1 and lbl.hf = k", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 16 }), fc.nat(), fc.nat(), (layers, rounds, experts, k, seed) => {
-      const topK = 1 + (k % experts);
-      const record = computeLosses(balancedLogits(layers, rounds, experts, topK, seed), topK);
-      assertClose(record.lbl.switch, 1, 1e-12, "switch");
-      assertClose(record.lbl.hf, topK, 1e-12, "hf");
-      assertClose(record.max_vio.global, 0, 1e-12, "max_vio", 1);
-      assertClose(record.cv2.load, 0, 1e-12, "cv2.load", 1);
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 2, max: 16 }),
+      fc.nat(),
+      fc.nat(),
+      (layers, rounds, experts, k, seed) => {
+        const topK = 1 + (k % experts);
+        const record = computeLosses(balancedLogits(layers, rounds, experts, topK, seed), topK);
+        assertClose(record.lbl.switch, 1, 1e-12, "switch");
+        assertClose(record.lbl.hf, topK, 1e-12, "hf");
+        assertClose(record.max_vio.global, 0, 1e-12, "max_vio", 1);
+        assertClose(record.cv2.load, 0, 1e-12, "cv2.load", 1);
+      },
+    ),
     runs,
   );
 });
@@ -56,7 +67,7 @@ test("permuting experts changes no loss", () => {
     fc.property(arbitraryBatch(), fc.nat(), ({ logits, topK, sequenceLengths, microBatch }, seed) => {
       const { experts } = logits;
       // a rotation followed by a reversal: a permutation that moves every expert for E > 2
-      const permutation = Array.from({ length: experts }, (_, e) => (experts - 1 - ((e + seed) % experts)));
+      const permutation = Array.from({ length: experts }, (_, e) => experts - 1 - ((e + seed) % experts));
       const permuted = new Float64Array(logits.data.length);
       for (let row = 0; row < logits.data.length / experts; row++) {
         for (let e = 0; e < experts; e++) permuted[row * experts + permutation[e]] = logits.data[row * experts + e];
@@ -64,7 +75,8 @@ test("permuting experts changes no loss", () => {
       const a = computeLosses(logits, topK, sequenceLengths, microBatch);
       const b = computeLosses({ ...logits, data: permuted }, topK, sequenceLengths, microBatch);
       for (const family of ["lbl", "z_loss", "cv2", "max_vio"] as const) {
-        for (const [key, value] of Object.entries(a[family])) assertClose((b[family] as Record<string, number>)[key], value, 1e-9, `${family}.${key}`);
+        for (const [key, value] of Object.entries(a[family]))
+          assertClose((b[family] as Record<string, number>)[key], value, 1e-9, `${family}.${key}`);
       }
       a.load.forEach((row, l) => row.forEach((c, e) => assert.equal(b.load[l][permutation[e]], c)));
     }),
@@ -74,29 +86,36 @@ test("permuting experts changes no loss", () => {
 
 test("adding a constant to a token's logits changes no LBL and shifts lse by that constant", () => {
   fc.assert(
-    fc.property(arbitraryBatch(), fc.double({ min: -50, max: 50, noNaN: true }), fc.nat(), ({ logits, topK, sequenceLengths, microBatch }, shift, pick) => {
-      const { experts, tokens, layers } = logits;
-      const row = pick % (layers * tokens);
-      const shifted = Float64Array.from(logits.data);
-      for (let e = 0; e < experts; e++) shifted[row * experts + e] += shift;
-      const a = computeLosses(logits, topK, sequenceLengths, microBatch);
-      const b = computeLosses({ ...logits, data: shifted }, topK, sequenceLengths, microBatch);
-      for (const [key, value] of Object.entries(a.lbl)) assertClose((b.lbl as Record<string, number>)[key], value, 1e-9, `lbl.${key}`);
-      assert.deepEqual(b.load, a.load);
-      // z_loss.st_moe = (1/(L·T)) Σ lse²: only this row's lse moves, by `shift`
-      const sa = summarize(logits, topK, sequenceLengths);
-      const lse = (data: Float64Array) => {
-        let max = -Infinity, sum = 0;
-        for (let e = 0; e < experts; e++) max = Math.max(max, data[row * experts + e]);
-        for (let e = 0; e < experts; e++) sum += Math.exp(data[row * experts + e] - max);
-        return max + Math.log(sum);
-      };
-      const before = lse(logits.data as Float64Array);
-      assertClose(lse(shifted), before + shift, 1e-12, "lse", 1);
-      const expectedZ = a.z_loss.st_moe + ((before + shift) ** 2 - before ** 2) / (layers * tokens);
-      assertClose(b.z_loss.st_moe, expectedZ, 1e-9, "z_loss", 1);
-      assert.equal(sa.tokens, tokens);
-    }),
+    fc.property(
+      arbitraryBatch(),
+      fc.double({ min: -50, max: 50, noNaN: true }),
+      fc.nat(),
+      ({ logits, topK, sequenceLengths, microBatch }, shift, pick) => {
+        const { experts, tokens, layers } = logits;
+        const row = pick % (layers * tokens);
+        const shifted = Float64Array.from(logits.data);
+        for (let e = 0; e < experts; e++) shifted[row * experts + e] += shift;
+        const a = computeLosses(logits, topK, sequenceLengths, microBatch);
+        const b = computeLosses({ ...logits, data: shifted }, topK, sequenceLengths, microBatch);
+        for (const [key, value] of Object.entries(a.lbl))
+          assertClose((b.lbl as Record<string, number>)[key], value, 1e-9, `lbl.${key}`);
+        assert.deepEqual(b.load, a.load);
+        // z_loss.st_moe = (1/(L·T)) Σ lse²: only this row's lse moves, by `shift`
+        const sa = summarize(logits, topK, sequenceLengths);
+        const lse = (data: Float64Array) => {
+          let max = -Infinity,
+            sum = 0;
+          for (let e = 0; e < experts; e++) max = Math.max(max, data[row * experts + e]);
+          for (let e = 0; e < experts; e++) sum += Math.exp(data[row * experts + e] - max);
+          return max + Math.log(sum);
+        };
+        const before = lse(logits.data as Float64Array);
+        assertClose(lse(shifted), before + shift, 1e-12, "lse", 1);
+        const expectedZ = a.z_loss.st_moe + ((before + shift) ** 2 - before ** 2) / (layers * tokens);
+        assertClose(b.z_loss.st_moe, expectedZ, 1e-9, "z_loss", 1);
+        assert.equal(sa.tokens, tokens);
+      },
+    ),
     runs,
   );
 });
@@ -137,7 +156,11 @@ test("loads count routing slots: Σ_e c = T·k in every layer", () => {
   fc.assert(
     fc.property(arbitraryBatch(), ({ logits, topK, sequenceLengths }) => {
       const record = computeLosses(logits, topK, sequenceLengths);
-      for (const row of record.load) assert.equal(row.reduce((a, b) => a + b, 0), logits.tokens * topK);
+      for (const row of record.load)
+        assert.equal(
+          row.reduce((a, b) => a + b, 0),
+          logits.tokens * topK,
+        );
     }),
     runs,
   );
@@ -173,15 +196,23 @@ test("lossRecord sums the whole batch's totals once per layer", async () => {
   const before = totalsCounter.wholeBatch;
   record(summary, 2);
   record(summary, 3);
-  assert.equal(totalsCounter.wholeBatch - before, 3, "one sum per layer, reused by every family and every micro-batch size");
+  assert.equal(
+    totalsCounter.wholeBatch - before,
+    3,
+    "one sum per layer, reused by every family and every micro-batch size",
+  );
 });
 
 test("MaxVio's sampling floor: the approximation against a simulated uniform router", async () => {
   const { maxVioSamplingFloor, maxVioOfLoad } = await import("../src/lib/losses/max-vio.js");
   // A uniform router: every token picks k distinct experts at random.
   let state = 7;
-  const next = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 4294967296);
-  for (const [tokens, topK, experts] of [[240, 8, 64], [512, 2, 16], [8192, 8, 64]]) {
+  const next = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 4294967296;
+  for (const [tokens, topK, experts] of [
+    [240, 8, 64],
+    [512, 2, 16],
+    [8192, 8, 64],
+  ]) {
     let total = 0;
     const batches = 300;
     for (let b = 0; b < batches; b++) {
@@ -195,6 +226,9 @@ test("MaxVio's sampling floor: the approximation against a simulated uniform rou
     }
     const simulated = total / batches;
     const floor = maxVioSamplingFloor(tokens, topK, experts);
-    assert.ok(Math.abs(floor - simulated) < 0.1 * simulated, `T ${tokens}, k ${topK}, E ${experts}: approximation ${floor}, simulated ${simulated}`);
+    assert.ok(
+      Math.abs(floor - simulated) < 0.1 * simulated,
+      `T ${tokens}, k ${topK}, E ${experts}: approximation ${floor}, simulated ${simulated}`,
+    );
   }
 });

@@ -15,13 +15,20 @@ interface WorkedExample {
   expected: LossRecord;
 }
 
-const examples: WorkedExample[] = JSON.parse(readFileSync(new URL("./fixtures/worked-examples.json", import.meta.url), "utf8"));
+const examples: WorkedExample[] = JSON.parse(
+  readFileSync(new URL("./fixtures/worked-examples.json", import.meta.url), "utf8"),
+);
 
 for (const precision of ["float64", "float32"] as const) {
   const tolerance = precision === "float64" ? 1e-6 : 1e-4;
   for (const example of examples) {
     test(`${example.name} matches every expected value in ${precision}`, () => {
-      const record = computeLosses(logitsFromNested(example.router_logits, precision), example.top_k, example.sequence_lengths, example.micro_batch_sequences);
+      const record = computeLosses(
+        logitsFromNested(example.router_logits, precision),
+        example.top_k,
+        example.sequence_lengths,
+        example.micro_batch_sequences,
+      );
       assert.deepEqual(Object.keys(record).sort(), Object.keys(example.expected).sort());
       for (const family of ["lbl", "z_loss", "cv2", "max_vio"] as const) {
         const expected = example.expected[family] as Record<string, number>;
@@ -36,7 +43,12 @@ for (const precision of ["float64", "float32"] as const) {
 
 test("the worked examples differ where the spec says they should", () => {
   const [, second] = examples;
-  const record = computeLosses(logitsFromNested(second.router_logits), second.top_k, second.sequence_lengths, second.micro_batch_sequences);
+  const record = computeLosses(
+    logitsFromNested(second.router_logits),
+    second.top_k,
+    second.sequence_lengths,
+    second.micro_batch_sequences,
+  );
   // unequal micro-batch token counts (5 and 7) make global differ from switch
   assert.notEqual(record.lbl.global, record.lbl.switch);
   // pooled layers are not the same as k times the per-layer mean

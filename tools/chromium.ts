@@ -11,10 +11,21 @@ import { join } from "node:path";
 export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export async function launch(options: { webgpu?: boolean } = {}): Promise<BrowserContext> {
-  const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
+  const args = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+  ];
   if (options.webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader");
   const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "moe-lab-chromium-")), {
-    executablePath: chromiumPath, headless: true, args, viewport: { width: 1200, height: 900 },
+    executablePath: chromiumPath,
+    headless: true,
+    args,
+    viewport: { width: 1200, height: 900 },
   });
   context.setDefaultTimeout(patience);
   context.setDefaultNavigationTimeout(patience);
@@ -28,7 +39,9 @@ export function watchProblems(page: Page): string[] {
     if (message.type() === "error") problems.push(`console error: ${message.text()}`);
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()} (${request.failure()?.errorText})`));
+  page.on("requestfailed", (request) =>
+    problems.push(`request failed: ${request.url()} (${request.failure()?.errorText})`),
+  );
   page.on("response", (response) => {
     if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
   });
@@ -44,4 +57,3 @@ export function watchProblems(page: Page): string[] {
 export const patience = Number(process.env.MOE_LAB_TEST_PATIENCE_MS ?? 600_000);
 /** A whole browser test's limit: a few waits of `patience` each. */
 export const testTimeout = 3 * patience;
-

@@ -13,9 +13,20 @@ import { extname, join, normalize } from "node:path";
 import type { AddressInfo } from "node:net";
 
 const types: Record<string, string> = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
-  ".wasm": "application/wasm", ".mjs": "text/javascript", ".onnx": "application/octet-stream", ".svg": "image/svg+xml", ".png": "image/png",
-  ".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".csv": "text/csv", ".txt": "text/plain",
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".css": "text/css",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".mjs": "text/javascript",
+  ".onnx": "application/octet-stream",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".woff2": "font/woff2",
+  ".woff": "font/woff",
+  ".ttf": "font/ttf",
+  ".csv": "text/csv",
+  ".txt": "text/plain",
 };
 
 export interface StaticSite {
@@ -52,5 +63,9 @@ export async function serveDist(root: string, base = "/moe-balance-lab/", port =
   });
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", resolve));
   const { port: bound } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${bound}${base}`, outside, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${bound}${base}`,
+    outside,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

@@ -24,7 +24,8 @@ const root = new URL("../", import.meta.url);
 const runs = process.argv.slice(2).length ? process.argv.slice(2) : olmoeMini.checkpoints;
 const held = new Uint16Array(readFileSync(new URL("corpus/heldout.tokens.u16", root)).buffer.slice(0));
 const domains = new Uint8Array(readFileSync(new URL("corpus/heldout.domains.u8", root)));
-const endOfText = (JSON.parse(readFileSync(new URL("tokenizer.json", root), "utf8")) as { endOfText: number }).endOfText;
+const endOfText = (JSON.parse(readFileSync(new URL("tokenizer.json", root), "utf8")) as { endOfText: number })
+  .endOfText;
 
 // document of each position: end-of-text closes the document it ends (evaluate.py does the same)
 const documentOf = new Int32Array(held.length);
@@ -54,7 +55,9 @@ for (const run of runs) {
   for (let b = 0; b < starts.length; b += batch) {
     const chunk = starts.slice(b, b + batch);
     const ids = new BigInt64Array(chunk.length * WINDOW);
-    chunk.forEach((s, r) => { for (let j = 0; j < WINDOW; j++) ids[r * WINDOW + j] = BigInt(held[s + j]); });
+    chunk.forEach((s, r) => {
+      for (let j = 0; j < WINDOW; j++) ids[r * WINDOW + j] = BigInt(held[s + j]);
+    });
     const out = await session.run({ input_ids: new ort.Tensor("int64", ids, [chunk.length, WINDOW]) });
     const logits = out.logits.data as Float32Array;
     const vocab = out.logits.dims[2];
@@ -77,10 +80,16 @@ for (const run of runs) {
     const picked = kept.filter((d) => documentDomain[d] === domain);
     return Math.exp(picked.reduce((a, d) => a + nll[d], 0) / picked.reduce((a, d) => a + tokens[d], 0));
   };
-  metrics.per_document = { nll: kept.map((d) => Math.round(nll[d] * 1e4) / 1e4), tokens: kept.map((d) => tokens[d]), domain: kept.map((d) => documentDomain[d]) };
+  metrics.per_document = {
+    nll: kept.map((d) => Math.round(nll[d] * 1e4) / 1e4),
+    tokens: kept.map((d) => tokens[d]),
+    domain: kept.map((d) => documentDomain[d]),
+  };
   metrics.per_document_source = "onnx";
   metrics.per_document_perplexity = { code: perplexity(0), prose: perplexity(1) };
   writeFileSync(`${metricsPath.pathname}.tmp`, JSON.stringify(metrics));
   renameSync(`${metricsPath.pathname}.tmp`, metricsPath.pathname);
-  console.log(`${run}: export perplexity code ${perplexity(0).toFixed(2)} (PyTorch ${metrics.perplexity.code.toFixed(2)}), prose ${perplexity(1).toFixed(2)} (PyTorch ${metrics.perplexity.prose.toFixed(2)})`);
+  console.log(
+    `${run}: export perplexity code ${perplexity(0).toFixed(2)} (PyTorch ${metrics.perplexity.code.toFixed(2)}), prose ${perplexity(1).toFixed(2)} (PyTorch ${metrics.perplexity.prose.toFixed(2)})`,
+  );
 }

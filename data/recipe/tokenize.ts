@@ -15,10 +15,21 @@ import { parseArgs } from "node:util";
 import { trainTokenizer } from "../../src/lib/model/train-tokenizer.js";
 import { Tokenizer, type TokenizerFile } from "../../src/lib/model/tokenizer.js";
 
-const { values } = parseArgs({ options: { vocab: { type: "string", default: "4096" }, corpus: { type: "string", default: "data/corpus" }, out: { type: "string", default: "data" }, "train-chars": { type: "string", default: "8000000" }, "reuse": { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: {
+    vocab: { type: "string", default: "4096" },
+    corpus: { type: "string", default: "data/corpus" },
+    out: { type: "string", default: "data" },
+    "train-chars": { type: "string", default: "8000000" },
+    reuse: { type: "boolean", default: false },
+  },
+});
 const domains = { code: 0, prose: 1 } as const;
 
-interface Doc { domain: keyof typeof domains; text: string }
+interface Doc {
+  domain: keyof typeof domains;
+  text: string;
+}
 
 async function* readDocs(path: string): AsyncGenerator<Doc> {
   for await (const line of createInterface({ input: createReadStream(path) })) if (line) yield JSON.parse(line) as Doc;
@@ -38,7 +49,9 @@ if (values.reuse) {
   const sample = docs.filter((_, i) => i % stride === 0).map((d) => d.text);
   const started = Date.now();
   file = trainTokenizer(sample, Number(values.vocab));
-  console.error(`learned ${file.merges.length} merges on ${sample.reduce((n, t) => n + t.length, 0)} characters in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.error(
+    `learned ${file.merges.length} merges on ${sample.reduce((n, t) => n + t.length, 0)} characters in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   writeFileSync(tokenizerPath, JSON.stringify(file));
 }
 

@@ -3,7 +3,15 @@
 // over seeds (statistics.ts), so no page can state a difference from two
 // bare means: with one seed the sentence says the comparison is unresolved.
 import { html } from "htl";
-import { meanSd, pairedInterval, tInterval, verdict, type Interval, type MeanSd, type Verdict } from "../lib/statistics.js";
+import {
+  meanSd,
+  pairedInterval,
+  tInterval,
+  verdict,
+  type Interval,
+  type MeanSd,
+  type Verdict,
+} from "../lib/statistics.js";
 
 /** One trained run as the ablation data loader lists it (src/data/ablation.json.ts). */
 export interface Run {
@@ -39,12 +47,37 @@ const plain = (digits: number) => (d: number) => `${d >= 0 ? "+" : "−"}${Math.
  * cross-entropy in nats), shown as a relative change of perplexity.
  */
 export const measures: Record<string, Measure> = {
-  pplCode: { key: "pplCode", label: "held-out perplexity on code", value: (r) => Math.log(r.metrics.perplexity.code), format: percent },
-  pplProse: { key: "pplProse", label: "held-out perplexity on prose", value: (r) => Math.log(r.metrics.perplexity.prose), format: percent },
+  pplCode: {
+    key: "pplCode",
+    label: "held-out perplexity on code",
+    value: (r) => Math.log(r.metrics.perplexity.code),
+    format: percent,
+  },
+  pplProse: {
+    key: "pplProse",
+    label: "held-out perplexity on prose",
+    value: (r) => Math.log(r.metrics.perplexity.prose),
+    format: percent,
+  },
   maxVio: { key: "maxVio", label: "held-out MaxVio", value: (r) => r.metrics.maxVio, format: plain(3) },
-  bits: { key: "bits", label: "specialisation I(domain; expert)", value: (r) => r.metrics.bits, format: (d) => `${plain(3)(d)} bits` },
-  entropy: { key: "entropy", label: "held-out router entropy", value: (r) => r.metrics.router?.entropy_mean, format: (d) => `${plain(3)(d)} nats` },
-  logitMax: { key: "logitMax", label: "largest held-out router logit", value: (r) => r.metrics.router?.logit_max, format: plain(2) },
+  bits: {
+    key: "bits",
+    label: "specialisation I(domain; expert)",
+    value: (r) => r.metrics.bits,
+    format: (d) => `${plain(3)(d)} bits`,
+  },
+  entropy: {
+    key: "entropy",
+    label: "held-out router entropy",
+    value: (r) => r.metrics.router?.entropy_mean,
+    format: (d) => `${plain(3)(d)} nats`,
+  },
+  logitMax: {
+    key: "logitMax",
+    label: "largest held-out router logit",
+    value: (r) => r.metrics.router?.logit_max,
+    format: plain(2),
+  },
 };
 
 /** Values of a measure per seed for one arm. */
@@ -74,7 +107,14 @@ export interface Comparison {
   verdict: Verdict | "a difference resolved at this scale" | "no difference resolved at this scale";
 }
 
-export function compare(runs: readonly Run[], arm: string, reference: string, measure: Measure, expected?: "lower" | "higher", claim?: string): Comparison {
+export function compare(
+  runs: readonly Run[],
+  arm: string,
+  reference: string,
+  measure: Measure,
+  expected?: "lower" | "higher",
+  claim?: string,
+): Comparison {
   const interval = pairedInterval(bySeed(runs, arm, measure), bySeed(runs, reference, measure));
   const judged = expected
     ? verdict(interval, expected)
@@ -88,7 +128,8 @@ export function compare(runs: readonly Run[], arm: string, reference: string, me
 export function describeInterval(c: Comparison): string {
   const { interval, measure } = c;
   if (interval.n === 0) return "no seed trained for both arms yet";
-  if (interval.low === null || interval.high === null) return `${measure.format(interval.mean)} on the one seed both arms have (no interval from one seed)`;
+  if (interval.low === null || interval.high === null)
+    return `${measure.format(interval.mean)} on the one seed both arms have (no interval from one seed)`;
   return `${measure.format(interval.mean)} [95 % interval ${measure.format(interval.low)}, ${measure.format(interval.high)}] over ${interval.n} paired seeds`;
 }
 
@@ -123,14 +164,23 @@ export function movingAverage(values: readonly number[], window: number): number
  * (the arms share each seed's batches, so step by step the difference is
  * paired), smoothed by a moving average.
  */
-export function pairedCurves(runs: readonly Run[], arm: string, reference: string, key: string, window = 9): { seed: number; tokens: number; difference: number }[] {
+export function pairedCurves(
+  runs: readonly Run[],
+  arm: string,
+  reference: string,
+  key: string,
+  window = 9,
+): { seed: number; tokens: number; difference: number }[] {
   const out: { seed: number; tokens: number; difference: number }[] = [];
   for (const a of runs.filter((r) => r.arm === arm)) {
     const b = runs.find((r) => r.arm === reference && r.seed === a.seed);
     if (!b) continue;
     const byStep = new Map(b.curve.map((p) => [p.step, p[key]]));
     const points = a.curve.filter((p) => Number.isFinite(p[key]) && Number.isFinite(byStep.get(p.step)));
-    const smoothed = movingAverage(points.map((p) => p[key] - byStep.get(p.step)!), window);
+    const smoothed = movingAverage(
+      points.map((p) => p[key] - byStep.get(p.step)!),
+      window,
+    );
     points.forEach((p, i) => out.push({ seed: a.seed, tokens: p.tokens, difference: smoothed[i] }));
   }
   return out;
@@ -157,8 +207,18 @@ export function sweepPoints(runs: readonly Run[], prefix: string, reference: str
     .filter((r) => r.seed === 1 && (r.arm.startsWith(prefix) || r.arm === reference))
     .map((r) => {
       const config = r.config as { alpha?: number; bias_rule?: string | null; bias_rate?: number } | null;
-      const setting = !config ? r.arm : config.bias_rule ? `${config.bias_rule} u=${config.bias_rate}` : `α=${config.alpha}`;
-      return { arm: r.arm, setting, maxVio: r.metrics.maxVio, ppl: Math.sqrt(r.metrics.perplexity.code * r.metrics.perplexity.prose), bits: r.metrics.bits };
+      const setting = !config
+        ? r.arm
+        : config.bias_rule
+          ? `${config.bias_rule} u=${config.bias_rate}`
+          : `α=${config.alpha}`;
+      return {
+        arm: r.arm,
+        setting,
+        maxVio: r.metrics.maxVio,
+        ppl: Math.sqrt(r.metrics.perplexity.code * r.metrics.perplexity.prose),
+        bits: r.metrics.bits,
+      };
     })
     .sort((a, b) => a.maxVio - b.maxVio);
 }
@@ -171,9 +231,28 @@ export function sweepPoints(runs: readonly Run[], prefix: string, reference: str
 export function groupPoints(runs: readonly Run[]): { arm: string; group: number; bits: number; maxVio: number }[] {
   return runs
     .filter((r) => {
-      const c = r.config as { alpha?: number; beta?: number; z_norm?: string; bias_rule?: string | null; group?: number } | null;
-      return r.seed === 1 && !!c && c.alpha === 0.01 && c.beta === 0.001 && c.z_norm === "olmoe" && !c.bias_rule && typeof c.group === "number";
+      const c = r.config as {
+        alpha?: number;
+        beta?: number;
+        z_norm?: string;
+        bias_rule?: string | null;
+        group?: number;
+      } | null;
+      return (
+        r.seed === 1 &&
+        !!c &&
+        c.alpha === 0.01 &&
+        c.beta === 0.001 &&
+        c.z_norm === "olmoe" &&
+        !c.bias_rule &&
+        typeof c.group === "number"
+      );
     })
-    .map((r) => ({ arm: r.arm, group: (r.config as { group: number }).group, bits: r.metrics.bits, maxVio: r.metrics.maxVio }))
+    .map((r) => ({
+      arm: r.arm,
+      group: (r.config as { group: number }).group,
+      bits: r.metrics.bits,
+      maxVio: r.metrics.maxVio,
+    }))
     .sort((a, b) => a.group - b.group);
 }

@@ -9,7 +9,11 @@ export type Summarized = Omit<Extract<LogitsWorkerMessage, { type: "summarized" 
 type SummarizeRequest = Omit<Extract<LogitsWorkerRequest, { type: "summarize" }>, "type" | "id">;
 /** Omit distributed over a union, so each request keeps its own fields. */
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
-type Pending = { resolve: (m: LogitsWorkerMessage) => void; reject: (e: Error) => void; onProgress?: (done: number, total: number) => void };
+type Pending = {
+  resolve: (m: LogitsWorkerMessage) => void;
+  reject: (e: Error) => void;
+  onProgress?: (done: number, total: number) => void;
+};
 
 export class Superseded extends Error {
   constructor() {
@@ -36,12 +40,16 @@ export class LogitsClient {
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
-      for (const pending of this.pending.values()) pending.reject(new Error(`the parsing worker crashed: ${event.message || "unknown error"}`));
+      for (const pending of this.pending.values())
+        pending.reject(new Error(`the parsing worker crashed: ${event.message || "unknown error"}`));
       this.pending.clear();
     };
   }
 
-  private request(message: WithoutId<LogitsWorkerRequest>, onProgress?: Pending["onProgress"]): Promise<LogitsWorkerMessage> {
+  private request(
+    message: WithoutId<LogitsWorkerRequest>,
+    onProgress?: Pending["onProgress"],
+  ): Promise<LogitsWorkerMessage> {
     const id = ++this.lastId;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });

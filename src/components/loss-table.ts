@@ -19,13 +19,32 @@ export interface LossRow {
 }
 
 /** One row per descriptor, in registry order; the notes come from the descriptors. */
-export function lossRows(record: LossRecord, c: LossTableContext, descriptors: readonly LossDescriptor[] = lossDescriptors): LossRow[] {
-  return descriptors.map((d) => ({ name: lossName(d), value: lossByName(record, lossName(d)), note: d.note(c), units: d.units, formula: d.formula }));
+export function lossRows(
+  record: LossRecord,
+  c: LossTableContext,
+  descriptors: readonly LossDescriptor[] = lossDescriptors,
+): LossRow[] {
+  return descriptors.map((d) => ({
+    name: lossName(d),
+    value: lossByName(record, lossName(d)),
+    note: d.note(c),
+    units: d.units,
+    formula: d.formula,
+  }));
 }
 
 /** The rows as a table; each value cell carries `data-testid="<prefix><name>"`, each name its units as a tooltip. */
-export function lossTable(record: LossRecord, c: LossTableContext, options: { testid: string; cellPrefix: string; digits: number; descriptors?: readonly LossDescriptor[] }): HTMLElement {
-  return html`<table data-testid=${options.testid}><tr><th>quantity</th><th>value</th><th>note</th></tr>${lossRows(record, c, options.descriptors).map(
-    (r) => html`<tr><td title=${r.units}><code>${r.name}</code></td><td data-testid=${`${options.cellPrefix}${r.name}`}>${r.value.toFixed(options.digits)}</td><td>${r.note}</td></tr>`,
+export function lossTable(
+  record: LossRecord,
+  c: LossTableContext,
+  options: { testid: string; cellPrefix: string; digits: number; descriptors?: readonly LossDescriptor[] },
+): HTMLElement {
+  return html`<table data-testid=${options.testid}><tr><th>quantity</th><th>value</th><th>note</th></tr>${lossRows(
+    record,
+    c,
+    options.descriptors,
+  ).map(
+    (r) =>
+      html`<tr><td title=${r.units}><code>${r.name}</code></td><td data-testid=${`${options.cellPrefix}${r.name}`}>${r.value.toFixed(options.digits)}</td><td>${r.note}</td></tr>`,
   )}</table>` as HTMLElement;
 }

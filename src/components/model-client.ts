@@ -73,7 +73,11 @@ export interface RoutedSequences extends LogitsBatch {
  * layer-major, into a batch whose sequences are the inputs. `onSequence`
  * hears before each forward pass, for progress.
  */
-export async function routeSequences(client: ModelClient, sequences: readonly (readonly number[])[], onSequence: (index: number, count: number) => void = () => {}): Promise<RoutedSequences> {
+export async function routeSequences(
+  client: ModelClient,
+  sequences: readonly (readonly number[])[],
+  onSequence: (index: number, count: number) => void = () => {},
+): Promise<RoutedSequences> {
   if (sequences.length === 0) throw new Error("no sequence to route");
   const parts: ForwardResult[] = [];
   let ms = 0;

@@ -1,20 +1,26 @@
 // The files a page needs to run OLMoE-mini: worker, ORT's WASM runtimes,
 // tokenizer, samples, and the checkpoints that exist. FileAttachment paths
 // are relative to this module.
-import {FileAttachment} from "observablehq:stdlib";
-import {modelFiles} from "../assets/model-files.js";
-import {olmoeMini} from "./olmoe-mini.js";
+import { FileAttachment } from "observablehq:stdlib";
+import { modelFiles } from "../assets/model-files.js";
+import { olmoeMini } from "./olmoe-mini.js";
 
 const absolute = (file) => new URL(file.href, location.href).href;
 
 export const olmoeAssets = {
   workerUrl: absolute(FileAttachment("../assets/model-worker.js")),
   wasmPaths: {
-    wasm: {mjs: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.mjs")), wasm: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.wasm"))},
-    webgpu: {mjs: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.asyncify.mjs")), wasm: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.asyncify.wasm"))}
+    wasm: {
+      mjs: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.mjs")),
+      wasm: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.wasm")),
+    },
+    webgpu: {
+      mjs: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.asyncify.mjs")),
+      wasm: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.asyncify.wasm")),
+    },
   },
   tokenizer: () => FileAttachment("../assets/tokenizer.json").json(),
   samples: () => FileAttachment("../assets/samples.json").json(),
   checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
-  modelUrl: (name) => absolute(modelFiles[name])
+  modelUrl: (name) => absolute(modelFiles[name]),
 };

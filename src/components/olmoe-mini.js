@@ -3,6 +3,6 @@
 // cannot read JSON import attributes), through the same describeOlmoeMini
 // that Node code uses.
 import facts from "../assets/olmoe-mini.js";
-import {describeOlmoeMini} from "../lib/model/olmoe-mini-facts.js";
+import { describeOlmoeMini } from "../lib/model/olmoe-mini-facts.js";
 
 export const olmoeMini = describeOlmoeMini(facts);

@@ -34,17 +34,50 @@ export interface SampleBatchOptions {
 }
 
 export async function routeSampleBatch(options: SampleBatchOptions): Promise<SampleBatch> {
-  const sequences = sampleSequences(new Tokenizer(options.tokenizer), options.samples, options.length, options.perDomain);
+  const sequences = sampleSequences(
+    new Tokenizer(options.tokenizer),
+    options.samples,
+    options.length,
+    options.perDomain,
+  );
   const client = new ModelClient(options.workerUrl);
   const progress = options.onProgress ?? (() => {});
   client.onProgress = (loaded, total, fromCache) =>
-    progress(fromCache ? `${options.checkpoint}: read from this browser's cache` : `${options.checkpoint}: downloading (${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`, total ? 0.5 * (loaded / total) : 0);
+    progress(
+      fromCache
+        ? `${options.checkpoint}: read from this browser's cache`
+        : `${options.checkpoint}: downloading (${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`,
+      total ? 0.5 * (loaded / total) : 0,
+    );
   try {
     progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
-    const loaded = await client.load({ modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() });
-    const { ms, backend: _backend, fallbackReason: _reason, ...batch } = await routeSequences(client, sequences.map((s) => s.ids), (i, n) =>
-      progress(`${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`, 0.5 + 0.5 * (i / n)));
-    return { ...batch, checkpoint: options.checkpoint, backend: loaded.backend, fallbackReason: loaded.fallbackReason, domains: sequences.map((s) => s.domain), ms };
+    const loaded = await client.load({
+      modelUrl: options.modelUrl,
+      wasmPaths: options.wasmPaths,
+      backend: backendPreference(),
+    });
+    const {
+      ms,
+      backend: _backend,
+      fallbackReason: _reason,
+      ...batch
+    } = await routeSequences(
+      client,
+      sequences.map((s) => s.ids),
+      (i, n) =>
+        progress(
+          `${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`,
+          0.5 + 0.5 * (i / n),
+        ),
+    );
+    return {
+      ...batch,
+      checkpoint: options.checkpoint,
+      backend: loaded.backend,
+      fallbackReason: loaded.fallbackReason,
+      domains: sequences.map((s) => s.domain),
+      ms,
+    };
   } finally {
     client.terminate();
   }

@@ -16,4 +16,5 @@ export function tex(strings: TemplateStringsArray | string, ...values: unknown[]
   return render(false, strings, values);
 }
 
-tex.block = (strings: TemplateStringsArray | string, ...values: unknown[]): HTMLElement => render(true, strings, values);
+tex.block = (strings: TemplateStringsArray | string, ...values: unknown[]): HTMLElement =>
+  render(true, strings, values);

@@ -11,7 +11,16 @@ import { logitsFromNested } from "./types.js";
  * token's close runner-up and never chosen. f = (⅔, ⅓, 0), lbl.switch ≈ 0.83.
  */
 export function belowOneWithIdleExpert(): { logits: RouterLogits; topK: number } {
-  return { logits: logitsFromNested([[[1, -5, 0.99], [1, -5, 0.99], [-5, 1, 0.99]]]), topK: 1 };
+  return {
+    logits: logitsFromNested([
+      [
+        [1, -5, 0.99],
+        [1, -5, 0.99],
+        [-5, 1, 0.99],
+      ],
+    ]),
+    topK: 1,
+  };
 }
 
 /**

@@ -51,11 +51,13 @@ export function simulateCollapse(options: CollapseOptions): CollapseTrace {
     lastLoad = summary.load;
     share.push(Array.from(summary.load, (c) => c / (tokens * topK)));
     maxVio.push(maxVioOfLoad(summary.load, tokens, topK));
-    for (let e = 0; e < experts; e++) preference[e] += feedback * (summary.load[e] / (tokens * topK) - 1 / experts) * experts * 0.1;
+    for (let e = 0; e < experts; e++)
+      preference[e] += feedback * (summary.load[e] / (tokens * topK) - 1 / experts) * experts * 0.1;
     if (alpha > 0) {
       // The LBL's gradient on the shared preference is the sum over tokens.
       const gradient = lossGradient(logits, "lbl.switch", { topK, summary }); // the step's summary, not a second pass
-      for (let t = 0; t < tokens; t++) for (let e = 0; e < experts; e++) preference[e] -= alpha * learningRate * gradient[t * experts + e];
+      for (let t = 0; t < tokens; t++)
+        for (let e = 0; e < experts; e++) preference[e] -= alpha * learningRate * gradient[t * experts + e];
     }
   }
   return { share, maxVio, deadExperts: lastLoad.filter((c) => c === 0).length };

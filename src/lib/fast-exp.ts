@@ -22,6 +22,16 @@ export function expNonPositive(x: number): number {
   const k = y + ROUND - ROUND;
   const f = x - k * LN2;
   const poly =
-    1 + f * (1 + f * (0.5 + f * (1 / 6 + f * (1 / 24 + f * (1 / 120 + f * (1 / 720 + f * (1 / 5040 + f * (1 / 40320 + f * (1 / 362880 + f / 3628800)))))))));
+    1 +
+    f *
+      (1 +
+        f *
+          (0.5 +
+            f *
+              (1 / 6 +
+                f *
+                  (1 / 24 +
+                    f *
+                      (1 / 120 + f * (1 / 720 + f * (1 / 5040 + f * (1 / 40320 + f * (1 / 362880 + f / 3628800)))))))));
   return poly * powersOfTwo[k + 1022];
 }

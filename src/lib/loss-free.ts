@@ -29,7 +29,13 @@ export interface BiasStep {
  * One step: select `top-k of p + b`, count the loads, update the bias.
  * `bias` holds one value per layer and expert (layers × experts) and is not modified.
  */
-export function biasBalancingStep(logits: RouterLogits, topK: number, bias: Float64Array, rate: number, rule: BiasRule = "sign"): BiasStep {
+export function biasBalancingStep(
+  logits: RouterLogits,
+  topK: number,
+  bias: Float64Array,
+  rate: number,
+  rule: BiasRule = "sign",
+): BiasStep {
   const { layers, tokens, experts, data } = logits;
   validateBatch(logits, { topK, sequenceLengths: [tokens] });
   const load = new Float64Array(layers * experts);
@@ -57,7 +63,15 @@ export function biasBalancingStep(logits: RouterLogits, topK: number, bias: Floa
  * per layer) over `tokens` tokens: experts below the mean load `T·k/E` gain
  * bias, those above lose it.
  */
-export function updateBias(bias: Float64Array, load: Float64Array, experts: number, tokens: number, topK: number, rate: number, rule: BiasRule = "sign"): Float64Array {
+export function updateBias(
+  bias: Float64Array,
+  load: Float64Array,
+  experts: number,
+  tokens: number,
+  topK: number,
+  rate: number,
+  rule: BiasRule = "sign",
+): Float64Array {
   const meanLoad = (tokens * topK) / experts;
   const next = new Float64Array(bias.length);
   for (let i = 0; i < bias.length; i++) {
@@ -102,7 +116,14 @@ export function simulateBiasBalancing(options: BiasSimulationOptions): BiasTrace
   const preference = Float64Array.from({ length: experts }, () => spread * normal());
   // The stream is one long layer cut into batches of `tokens`: the replay
   // routes each batch with and without the bias in a single pass.
-  const replay = new BiasReplayBuilder({ layers: 1, tokens: steps * tokens, experts }, topK, rate, tokens, steps, options.rule ?? "sign");
+  const replay = new BiasReplayBuilder(
+    { layers: 1, tokens: steps * tokens, experts },
+    topK,
+    rate,
+    tokens,
+    steps,
+    options.rule ?? "sign",
+  );
   const batch = new Float64Array(tokens * experts);
   for (let step = 0; step < steps; step++) {
     for (let i = 0; i < batch.length; i++) batch[i] = preference[i % experts] + normal();
@@ -110,7 +131,11 @@ export function simulateBiasBalancing(options: BiasSimulationOptions): BiasTrace
   }
   const { maxVio, maxVioUnbiased, biasFirstLayer } = replay.replay;
   // biases before each step: zero, then the state after each earlier batch
-  return { maxVio: maxVio[0], maxVioUnbiased: maxVioUnbiased[0], bias: [new Array<number>(experts).fill(0), ...biasFirstLayer.slice(0, -1)] };
+  return {
+    maxVio: maxVio[0],
+    maxVioUnbiased: maxVioUnbiased[0],
+    bias: [new Array<number>(experts).fill(0), ...biasFirstLayer.slice(0, -1)],
+  };
 }
 
 /** What expert-bias balancing would have done on a file's logits, per layer. */
@@ -143,8 +168,12 @@ export class BiasReplayBuilder {
   readonly replay: BiasReplay;
 
   constructor(
-    private readonly shape: { layers: number; tokens: number; experts: number }, private readonly topK: number, private readonly rate: number,
-    batchTokens: number, private readonly maxBatches = 200, private readonly rule: BiasRule = "sign",
+    private readonly shape: { layers: number; tokens: number; experts: number },
+    private readonly topK: number,
+    private readonly rate: number,
+    batchTokens: number,
+    private readonly maxBatches = 200,
+    private readonly rule: BiasRule = "sign",
   ) {
     const E = shape.experts;
     this.bias = new Float64Array(E);
@@ -153,7 +182,12 @@ export class BiasReplayBuilder {
     this.p = new Float64Array(E);
     this.scores = new Float64Array(E);
     this.chosen = new Int32Array(topK);
-    this.replay = { batchTokens, maxVio: Array.from({ length: shape.layers }, () => []), maxVioUnbiased: Array.from({ length: shape.layers }, () => []), biasFirstLayer: [] };
+    this.replay = {
+      batchTokens,
+      maxVio: Array.from({ length: shape.layers }, () => []),
+      maxVioUnbiased: Array.from({ length: shape.layers }, () => []),
+      biasFirstLayer: [],
+    };
   }
 
   /**

@@ -40,8 +40,19 @@ export interface LayerConfig {
 }
 
 export const defaultLayerConfig: LayerConfig = {
-  experts: 8, topK: 2, inputDim: 16, outputDim: 8, clusters: 8, microBatches: 8, microBatchSize: 32,
-  learningRate: 0.05, strategy: "lbl-global", alpha: 1, beta: 0.001, biasRate: 0.01, seed: 1,
+  experts: 8,
+  topK: 2,
+  inputDim: 16,
+  outputDim: 8,
+  clusters: 8,
+  microBatches: 8,
+  microBatchSize: 32,
+  learningRate: 0.05,
+  strategy: "lbl-global",
+  alpha: 1,
+  beta: 0.001,
+  biasRate: 0.01,
+  seed: 1,
 };
 
 export interface LayerParameters {
@@ -97,7 +108,9 @@ export function sampleBatch(config: LayerConfig, task: Task, step: number): Batc
   const normal = normalGenerator(config.seed * 1_000_033 + step);
   const { inputDim: d, outputDim: o, microBatches, microBatchSize } = config;
   const size = microBatches * microBatchSize;
-  const inputs = new Float64Array(size * d), targets = new Float64Array(size * o), cluster = new Int32Array(size);
+  const inputs = new Float64Array(size * d),
+    targets = new Float64Array(size * o),
+    cluster = new Int32Array(size);
   for (let m = 0; m < microBatches; m++) {
     const c = Math.floor(uniform() * config.clusters);
     for (let i = m * microBatchSize; i < (m + 1) * microBatchSize; i++) {
@@ -124,9 +137,13 @@ interface Forward {
 export function forward(config: LayerConfig, params: LayerParameters, batch: Batch): Forward {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
-  const logits = new Float64Array(N * E), probs = new Float64Array(N * E), chosen = new Int32Array(N * k);
-  const expertOutputs = new Float64Array(N * k * o), outputs = new Float64Array(N * o);
-  const p = new Float64Array(E), scores = new Float64Array(E);
+  const logits = new Float64Array(N * E),
+    probs = new Float64Array(N * E),
+    chosen = new Int32Array(N * k);
+  const expertOutputs = new Float64Array(N * k * o),
+    outputs = new Float64Array(N * o);
+  const p = new Float64Array(E),
+    scores = new Float64Array(E);
   for (let i = 0; i < N; i++) {
     for (let e = 0; e < E; e++) {
       let z = 0;
@@ -151,7 +168,11 @@ export function forward(config: LayerConfig, params: LayerParameters, batch: Bat
 }
 
 /** Total loss = task MSE + α·LBL (per strategy) + β·z-loss, and its parts. */
-export function objective(config: LayerConfig, params: LayerParameters, batch: Batch): { total: number; task: number; lbl: number; z: number } {
+export function objective(
+  config: LayerConfig,
+  params: LayerParameters,
+  batch: Batch,
+): { total: number; task: number; lbl: number; z: number } {
   const f = forward(config, params, batch);
   const task = meanSquaredError(f.outputs, batch.targets);
   const { lbl, z } = auxiliaryValues(config, routingSummary(config, params, f.logits, batch.size));
@@ -169,7 +190,10 @@ function auxiliaryWeight(config: LayerConfig): number {
 }
 
 function layout(config: LayerConfig): { lengths: number[]; lblName: "lbl.micro_batch" | "lbl.global" } {
-  return { lengths: new Array(config.microBatches).fill(config.microBatchSize), lblName: config.strategy === "lbl-micro" ? "lbl.micro_batch" : "lbl.global" };
+  return {
+    lengths: new Array(config.microBatches).fill(config.microBatchSize),
+    lblName: config.strategy === "lbl-micro" ? "lbl.micro_batch" : "lbl.global",
+  };
 }
 
 /**
@@ -177,14 +201,27 @@ function layout(config: LayerConfig): { lengths: number[]; lblName: "lbl.micro_b
  * step, shared by values and gradients. Loss-free routing chose its experts by
  * probability + bias, so its summary counts the loads with that same bias.
  */
-function routingSummary(config: LayerConfig, params: LayerParameters, logits: Float64Array, size: number): RoutingSummary {
+function routingSummary(
+  config: LayerConfig,
+  params: LayerParameters,
+  logits: Float64Array,
+  size: number,
+): RoutingSummary {
   const selectionBias = config.strategy === "loss-free" ? params.bias : undefined;
-  return summarize({ data: logits, layers: 1, tokens: size, experts: config.experts }, config.topK, layout(config).lengths, { selectionBias });
+  return summarize(
+    { data: logits, layers: 1, tokens: size, experts: config.experts },
+    config.topK,
+    layout(config).lengths,
+    { selectionBias },
+  );
 }
 
 function auxiliaryValues(config: LayerConfig, summary: RoutingSummary): { lbl: number; z: number } {
   const record = lossRecord(summary, 1);
-  return { lbl: layout(config).lblName === "lbl.micro_batch" ? record.lbl.micro_batch : record.lbl.global, z: record.z_loss.olmoe };
+  return {
+    lbl: layout(config).lblName === "lbl.micro_batch" ? record.lbl.micro_batch : record.lbl.global,
+    z: record.z_loss.olmoe,
+  };
 }
 
 /**
@@ -193,14 +230,19 @@ function auxiliaryValues(config: LayerConfig, summary: RoutingSummary): { lbl: n
  * every MoE implementation.
  */
 export function gradients(
-  config: LayerConfig, params: LayerParameters, batch: Batch,
-  f = forward(config, params, batch), summary = routingSummary(config, params, f.logits, batch.size),
+  config: LayerConfig,
+  params: LayerParameters,
+  batch: Batch,
+  f = forward(config, params, batch),
+  summary = routingSummary(config, params, f.logits, batch.size),
 ): { router: Float64Array; experts: Float64Array } {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
-  const router = new Float64Array(d * E), experts = new Float64Array(E * d * o);
+  const router = new Float64Array(d * E),
+    experts = new Float64Array(E * d * o);
   const dLogits = new Float64Array(N * E);
-  const dOut = new Float64Array(o), dProb = new Float64Array(E);
+  const dOut = new Float64Array(o),
+    dProb = new Float64Array(E);
   for (let i = 0; i < N; i++) {
     for (let q = 0; q < o; q++) dOut[q] = (2 * (f.outputs[i * o + q] - batch.targets[i * o + q])) / (N * o);
     dProb.fill(0);
@@ -231,10 +273,11 @@ export function gradients(
     const g = lossGradient(logits, "z_loss.olmoe", { topK: k, summary });
     for (let i = 0; i < g.length; i++) dLogits[i] += config.beta * g[i];
   }
-  for (let i = 0; i < N; i++) for (let j = 0; j < d; j++) {
-    const x = batch.inputs[i * d + j];
-    for (let e = 0; e < E; e++) router[j * E + e] += x * dLogits[i * E + e];
-  }
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < d; j++) {
+      const x = batch.inputs[i * d + j];
+      for (let e = 0; e < E; e++) router[j * E + e] += x * dLogits[i * E + e];
+    }
   return { router, experts };
 }
 
@@ -251,12 +294,22 @@ export function trainStep(config: LayerConfig, params: LayerParameters, task: Ta
   let maxVioMicro = 0;
   for (let m = 0; m < config.microBatches; m++) {
     const local = new Float64Array(config.experts);
-    for (let i = m * config.microBatchSize * config.topK; i < (m + 1) * config.microBatchSize * config.topK; i++) local[f.chosen[i]]++;
+    for (let i = m * config.microBatchSize * config.topK; i < (m + 1) * config.microBatchSize * config.topK; i++)
+      local[f.chosen[i]]++;
     maxVioMicro += maxVioOfLoad(local, config.microBatchSize, config.topK) / config.microBatches;
   }
-  if (config.strategy === "loss-free") params.bias.set(updateBias(params.bias, load, config.experts, batch.size, config.topK, config.biasRate));
+  if (config.strategy === "loss-free")
+    params.bias.set(updateBias(params.bias, load, config.experts, batch.size, config.topK, config.biasRate));
   const { lbl, z } = auxiliaryValues(config, summary);
-  return { step, taskLoss: meanSquaredError(f.outputs, batch.targets), lbl, zLoss: z, maxVio: maxVioOfLoad(load, batch.size, config.topK), maxVioMicro, load: Array.from(load) };
+  return {
+    step,
+    taskLoss: meanSquaredError(f.outputs, batch.targets),
+    lbl,
+    zLoss: z,
+    maxVio: maxVioOfLoad(load, batch.size, config.topK),
+    maxVioMicro,
+    load: Array.from(load),
+  };
 }
 
 /** Runs `steps` steps from scratch: same config and seed, same curve. */

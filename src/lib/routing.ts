@@ -12,7 +12,12 @@ import type { FloatArray } from "./types.js";
  * computed stably (the row max is subtracted first). Returns the row's
  * logsumexp, `log Σ_e exp(x_e)`, which the z-loss needs.
  */
-export function softmaxRow(logits: ArrayLike<number>, offset: number, experts: number, out: Float64Array | Float32Array): number {
+export function softmaxRow(
+  logits: ArrayLike<number>,
+  offset: number,
+  experts: number,
+  out: Float64Array | Float32Array,
+): number {
   let max = -Infinity;
   for (let e = 0; e < experts; e++) {
     const v = logits[offset + e];
@@ -54,7 +59,13 @@ export function naiveLogSumExpFloat32(logits: ArrayLike<number>, offset: number,
  * the lower expert index: experts are scanned in increasing order and a
  * newcomer must be strictly greater to pass an incumbent.
  */
-export function topKRow(scores: ArrayLike<number>, experts: number, k: number, out: Int32Array | number[], outOffset = 0): void {
+export function topKRow(
+  scores: ArrayLike<number>,
+  experts: number,
+  k: number,
+  out: Int32Array | number[],
+  outOffset = 0,
+): void {
   // Insertion into a small sorted list; k is at most a few dozen in practice.
   let filled = 0;
   for (let e = 0; e < experts; e++) {
@@ -74,7 +85,16 @@ export function topKRow(scores: ArrayLike<number>, experts: number, k: number, o
  * `bias` read from `bias[biasOffset .. biasOffset + experts)` (absent: plain
  * top-k of p). `scores` is scratch space of `experts` values.
  */
-export function biasedTopKRow(p: ArrayLike<number>, bias: ArrayLike<number> | undefined, biasOffset: number, experts: number, k: number, scores: Float64Array, out: Int32Array | number[], outOffset = 0): void {
+export function biasedTopKRow(
+  p: ArrayLike<number>,
+  bias: ArrayLike<number> | undefined,
+  biasOffset: number,
+  experts: number,
+  k: number,
+  scores: Float64Array,
+  out: Int32Array | number[],
+  outOffset = 0,
+): void {
   for (let e = 0; e < experts; e++) scores[e] = p[e] + (bias ? bias[biasOffset + e] : 0);
   topKRow(scores, experts, k, out, outOffset);
 }

@@ -36,7 +36,7 @@ export interface Interval extends MeanSd {
 export function tInterval(values: readonly number[], level = 0.95): Interval {
   const summary = meanSd(values);
   if (summary.n < 2) return { ...summary, low: null, high: null };
-  const half = studentTQuantile(0.5 + level / 2, summary.n - 1) * summary.sd / Math.sqrt(summary.n);
+  const half = (studentTQuantile(0.5 + level / 2, summary.n - 1) * summary.sd) / Math.sqrt(summary.n);
   return { ...summary, low: summary.mean - half, high: summary.mean + half };
 }
 
@@ -46,9 +46,19 @@ export function tInterval(values: readonly number[], level = 0.95): Interval {
  * same weights and saw the same batches, so the difference removes the seed's
  * own luck.
  */
-export function pairedInterval(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>, level = 0.95): Interval & { seeds: number[] } {
+export function pairedInterval(
+  a: ReadonlyMap<number, number>,
+  b: ReadonlyMap<number, number>,
+  level = 0.95,
+): Interval & { seeds: number[] } {
   const seeds = [...a.keys()].filter((seed) => b.has(seed)).sort((x, y) => x - y);
-  return { ...tInterval(seeds.map((seed) => a.get(seed)! - b.get(seed)!), level), seeds };
+  return {
+    ...tInterval(
+      seeds.map((seed) => a.get(seed)! - b.get(seed)!),
+      level,
+    ),
+    seeds,
+  };
 }
 
 export type Verdict = "consistent with the paper" | "contradicts the paper" | "not resolved at this scale";
@@ -84,7 +94,11 @@ export interface HeldOutDocuments {
  * together, since they are not independent), `resamples` times, from a seeded
  * generator so the page and the tests see the same interval.
  */
-export function bootstrapPerplexity(documents: HeldOutDocuments, domain: number, { resamples = 2000, level = 0.95, seed = 1 } = {}): { perplexity: number; low: number; high: number; documents: number } {
+export function bootstrapPerplexity(
+  documents: HeldOutDocuments,
+  domain: number,
+  { resamples = 2000, level = 0.95, seed = 1 } = {},
+): { perplexity: number; low: number; high: number; documents: number } {
   const picked = documents.domain.flatMap((d, i) => (d === domain && documents.tokens[i] > 0 ? [i] : []));
   if (picked.length === 0) throw new Error(`no held-out document of domain ${domain}`);
   const nll = picked.map((i) => documents.nll[i]);
@@ -103,7 +117,12 @@ export function bootstrapPerplexity(documents: HeldOutDocuments, domain: number,
     draws[r] = Math.exp(sumNll / sumTokens);
   }
   draws.sort();
-  return { perplexity, low: quantileSorted(draws, (1 - level) / 2), high: quantileSorted(draws, (1 + level) / 2), documents: picked.length };
+  return {
+    perplexity,
+    low: quantileSorted(draws, (1 - level) / 2),
+    high: quantileSorted(draws, (1 + level) / 2),
+    documents: picked.length,
+  };
 }
 
 /** Linear interpolation between order statistics (numpy's default, type 7). */
@@ -174,7 +193,10 @@ function regularizedBeta(x: number, a: number, b: number): number {
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9). */
 function logGamma(x: number): number {
   const g = 7;
-  const coefficients = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const coefficients = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
   x -= 1;
   let sum = coefficients[0];

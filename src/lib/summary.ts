@@ -30,7 +30,10 @@ export interface RoutingSummary {
 /** The summary of a batch that carries its own layout, top-k and bias; a batch `checkedBatch` passed is not checked again. */
 export function summarizeBatch(batch: LogitsBatch, options: Pick<SummaryOptions, "onRow"> = {}): RoutingSummary {
   const { logits, topK, sequenceLengths } = checkedBatch(batch);
-  const builder = new SummaryBuilder(logits, topK, sequenceLengths, { ...options, ...(batch.selectionBias ? { selectionBias: batch.selectionBias } : {}) });
+  const builder = new SummaryBuilder(logits, topK, sequenceLengths, {
+    ...options,
+    ...(batch.selectionBias ? { selectionBias: batch.selectionBias } : {}),
+  });
   builder.addRows(logits.data, 0, logits.layers * logits.tokens);
   return builder.finish();
 }
@@ -58,7 +61,12 @@ export interface SummaryOptions {
 }
 
 /** Computes the summary; the layout defaults to one sequence holding every token. */
-export function summarize(logits: RouterLogits, topK: number, sequenceLengths: readonly number[] = [logits.tokens], options: SummaryOptions = {}): RoutingSummary {
+export function summarize(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[] = [logits.tokens],
+  options: SummaryOptions = {},
+): RoutingSummary {
   validateBatch(logits, { topK, sequenceLengths });
   const builder = new SummaryBuilder(logits, topK, sequenceLengths, options);
   builder.addRows(logits.data, 0, logits.layers * logits.tokens);
@@ -105,8 +113,15 @@ export class SummaryBuilder {
   ) {
     const bias = options.selectionBias;
     if (bias !== undefined) {
-      if (bias.length !== shape.layers * shape.experts) throw new LabInputError(`the selection bias has ${bias.length} values; layers × experts is ${shape.layers * shape.experts}`);
-      for (let i = 0; i < bias.length; i++) if (!Number.isFinite(bias[i])) throw new LabInputError(`the selection bias is not finite at layer ${Math.floor(i / shape.experts)}, expert ${i % shape.experts}: ${bias[i]}`);
+      if (bias.length !== shape.layers * shape.experts)
+        throw new LabInputError(
+          `the selection bias has ${bias.length} values; layers × experts is ${shape.layers * shape.experts}`,
+        );
+      for (let i = 0; i < bias.length; i++)
+        if (!Number.isFinite(bias[i]))
+          throw new LabInputError(
+            `the selection bias is not finite at layer ${Math.floor(i / shape.experts)}, expert ${i % shape.experts}: ${bias[i]}`,
+          );
     }
     this.selectionBias = bias === undefined ? null : Float64Array.from(bias);
     this.onRow = options.onRow;
@@ -114,7 +129,9 @@ export class SummaryBuilder {
     const sequences = sequenceLengths.length;
     const needed = summaryBytes(shape, sequences);
     if (needed > MAX_SUMMARY_BYTES) {
-      throw new LabInputError(`${sequences.toLocaleString("en")} sequences × ${shape.layers} layers × ${shape.experts} experts need ${(needed / 2 ** 30).toFixed(1)} GiB of per-sequence sums, over the ${MAX_SUMMARY_BYTES / 2 ** 30} GiB this lab allows itself; give fewer, longer sequences (sequence_lengths) — the per-sequence and micro-batch losses need one set of sums per sequence`);
+      throw new LabInputError(
+        `${sequences.toLocaleString("en")} sequences × ${shape.layers} layers × ${shape.experts} experts need ${(needed / 2 ** 30).toFixed(1)} GiB of per-sequence sums, over the ${MAX_SUMMARY_BYTES / 2 ** 30} GiB this lab allows itself; give fewer, longer sequences (sequence_lengths) — the per-sequence and micro-batch losses need one set of sums per sequence`,
+      );
     }
     this.probSum = new Float64Array(shape.layers * sequences * shape.experts);
     this.load = new Float64Array(shape.layers * sequences * shape.experts);
@@ -190,8 +207,15 @@ export class SummaryBuilder {
     const { layers, tokens, experts } = this.shape;
     if (this.rowsDone !== layers * tokens) throw new Error(`summary has ${this.rowsDone} of ${layers * tokens} rows`);
     return {
-      layers, experts, topK: this.topK, tokens, sequenceLengths: [...this.sequenceLengths],
-      probSum: this.probSum, load: this.load, logSumExpSquareSum: this.logSumExpSquareSum, maxLogit: this.maxLogit,
+      layers,
+      experts,
+      topK: this.topK,
+      tokens,
+      sequenceLengths: [...this.sequenceLengths],
+      probSum: this.probSum,
+      load: this.load,
+      logSumExpSquareSum: this.logSumExpSquareSum,
+      maxLogit: this.maxLogit,
     };
   }
 }

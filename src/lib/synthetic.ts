@@ -16,7 +16,7 @@ export interface SyntheticOptions {
   domains: readonly Domain[];
   tokensPerSequence: number;
   /** How strongly each domain prefers its own experts (0: not at all). */
-  specialisation?: number;
+  specialization?: number;
   /** Spread of the experts' popularity (0: every expert equally liked). */
   popularity?: number;
   /** Token-level noise, standard deviation. */
@@ -35,7 +35,7 @@ export interface SyntheticBatch {
 export function syntheticBatch(options: SyntheticOptions): SyntheticBatch {
   const { experts, domains, tokensPerSequence } = options;
   const layers = options.layers ?? 1;
-  const specialisation = options.specialisation ?? 1.5;
+  const specialization = options.specialization ?? 1.5;
   const popularity = options.popularity ?? 0.3;
   const noise = options.noise ?? 1;
   const temperature = options.temperature ?? 1;
@@ -48,23 +48,35 @@ export function syntheticBatch(options: SyntheticOptions): SyntheticBatch {
     const liked = Array.from({ length: experts }, () => popularity * normal());
     // Half of the experts lean to code, half to prose, in a random arrangement per layer.
     const leansToCode = new Array<boolean>(experts);
-    shuffle(Array.from({ length: experts }, (_, e) => e), uniform).forEach((e, i) => (leansToCode[e] = i < experts / 2));
+    shuffle(
+      Array.from({ length: experts }, (_, e) => e),
+      uniform,
+    ).forEach((e, i) => (leansToCode[e] = i < experts / 2));
     for (let s = 0; s < domains.length; s++) {
       const sign = domains[s] === "code" ? 1 : -1;
       for (let t = 0; t < tokensPerSequence; t++) {
         const row = (l * tokens + s * tokensPerSequence + t) * experts;
         for (let e = 0; e < experts; e++) {
-          const preference = (leansToCode[e] ? 1 : -1) * sign * specialisation;
+          const preference = (leansToCode[e] ? 1 : -1) * sign * specialization;
           data[row + e] = (liked[e] + preference + noise * normal()) / temperature;
         }
       }
     }
   }
-  return { logits: { data, layers, tokens, experts }, sequenceLengths: new Array(domains.length).fill(tokensPerSequence), domains: [...domains] };
+  return {
+    logits: { data, layers, tokens, experts },
+    sequenceLengths: new Array(domains.length).fill(tokensPerSequence),
+    domains: [...domains],
+  };
 }
 
 /** Domains for `count` sequences with a share of code, either grouped (all code first) or interleaved. */
-export function domainMix(count: number, codeShare: number, arrangement: "grouped" | "interleaved", seed = 7): Domain[] {
+export function domainMix(
+  count: number,
+  codeShare: number,
+  arrangement: "grouped" | "interleaved",
+  seed = 7,
+): Domain[] {
   const code = Math.round(count * codeShare);
   const domains: Domain[] = Array.from({ length: count }, (_, i) => (i < code ? "code" : "prose"));
   return arrangement === "grouped" ? domains : shuffle(domains, uniformGenerator(seed));

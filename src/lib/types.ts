@@ -52,11 +52,15 @@ export class LabInputError extends Error {
 }
 
 /** Builds `RouterLogits` from nested arrays `[L][T][E]` (tests, small JSON inputs). */
-export function logitsFromNested(nested: readonly (readonly (readonly number[])[])[], precision: "float32" | "float64" = "float64"): RouterLogits {
+export function logitsFromNested(
+  nested: readonly (readonly (readonly number[])[])[],
+  precision: "float32" | "float64" = "float64",
+): RouterLogits {
   const layers = nested.length;
   const tokens = layers ? nested[0].length : 0;
   const experts = tokens ? nested[0][0].length : 0;
-  const data = precision === "float32" ? new Float32Array(layers * tokens * experts) : new Float64Array(layers * tokens * experts);
+  const data =
+    precision === "float32" ? new Float32Array(layers * tokens * experts) : new Float64Array(layers * tokens * experts);
   let i = 0;
   for (const layer of nested) for (const row of layer) for (const value of row) data[i++] = value;
   return { data, layers, tokens, experts };

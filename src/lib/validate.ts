@@ -41,10 +41,14 @@ export function isChecked(batch: LogitsBatch): boolean {
 export function validateBatch(logits: RouterLogits, layout: BatchLayout, options: { skipValues?: boolean } = {}): void {
   const { layers, tokens, experts, data } = logits;
   if (!(layers >= 1 && tokens >= 1 && experts >= 1)) {
-    throw new LabInputError(`router logits must have at least one layer, token and expert (got ${layers} × ${tokens} × ${experts})`);
+    throw new LabInputError(
+      `router logits must have at least one layer, token and expert (got ${layers} × ${tokens} × ${experts})`,
+    );
   }
   if (!options.skipValues && data.length !== layers * tokens * experts) {
-    throw new LabInputError(`router logits hold ${data.length} values, but the shape ${layers} × ${tokens} × ${experts} needs ${layers * tokens * experts}`);
+    throw new LabInputError(
+      `router logits hold ${data.length} values, but the shape ${layers} × ${tokens} × ${experts} needs ${layers * tokens * experts}`,
+    );
   }
   const { topK, sequenceLengths } = layout;
   if (!Number.isInteger(topK) || topK < 1 || topK > experts) {
@@ -64,7 +68,8 @@ export function validateBatch(logits: RouterLogits, layout: BatchLayout, options
   if (options.skipValues) return; // values are checked chunk by chunk as they stream in
   valueScanCounter.scans++;
   const bad = firstInvalidLogit(data);
-  if (bad >= 0) throw new LabInputError(`router logit at ${logitPosition(logits, bad)} is ${invalidLogitMessage(data[bad])}`);
+  if (bad >= 0)
+    throw new LabInputError(`router logit at ${logitPosition(logits, bad)} is ${invalidLogitMessage(data[bad])}`);
 }
 
 /** The largest float32: no router of a real model emits a logit beyond it. */

@@ -11,7 +11,14 @@ import type { RoutingSummary } from "../lib/summary.js";
 
 export type LogitsWorkerRequest =
   | { id: number; type: "inspect"; file: Blob; name: string }
-  | { id: number; type: "summarize"; topK: number; sequenceLengths: number[] | null; biasRate: number; biasBatchTokens: number };
+  | {
+      id: number;
+      type: "summarize";
+      topK: number;
+      sequenceLengths: number[] | null;
+      biasRate: number;
+      biasBatchTokens: number;
+    };
 
 export interface FileDescription {
   name: string;

@@ -12,7 +12,11 @@ import { describeReadError as describe } from "../lib/io/read-error.js";
 
 /** A dropped file read by ranges (a Blob is the browser's handle on it). */
 function blobSource(blob: Blob, name: string): ByteSource {
-  return { name, size: blob.size, read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()) };
+  return {
+    name,
+    size: blob.size,
+    read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()),
+  };
 }
 
 let source: ByteSource | null = null;
@@ -36,7 +40,22 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       if (id !== newest) return; // a newer file arrived while this header was read
       [source, plan] = [candidate, candidatePlan];
       const { format, dtype, layers, tokens, experts, topK, sequenceLengths, microBatchSequences } = plan;
-      post({ id, type: "described", file: { name: request.name, bytes: candidate.size, format, dtype, layers, tokens, experts, topK, sequenceLengths, microBatchSequences } });
+      post({
+        id,
+        type: "described",
+        file: {
+          name: request.name,
+          bytes: candidate.size,
+          format,
+          dtype,
+          layers,
+          tokens,
+          experts,
+          topK,
+          sequenceLengths,
+          microBatchSequences,
+        },
+      });
     } else {
       if (!source || !plan) throw new LabInputError("no file has been read yet");
       const [reading, readingPlan] = [source, plan];
@@ -46,11 +65,22 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       // and plain top-k from the summary and adds only its biased choice.
       const replay = new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
       const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, { onRow: replay.onRow });
-      await streamLogits(reading, readingPlan, (values, count) => {
-        if (id !== newest) throw new Superseded();
-        summary.addRows(values, 0, count);
-      }, (done, total) => post({ id, type: "progress", done, total }));
-      post({ id, type: "summarized", summary: summary.finish(), replay: replay.replay, ms: performance.now() - started });
+      await streamLogits(
+        reading,
+        readingPlan,
+        (values, count) => {
+          if (id !== newest) throw new Superseded();
+          summary.addRows(values, 0, count);
+        },
+        (done, total) => post({ id, type: "progress", done, total }),
+      );
+      post({
+        id,
+        type: "summarized",
+        summary: summary.finish(),
+        replay: replay.replay,
+        ms: performance.now() - started,
+      });
     }
   } catch (error) {
     if (error instanceof Superseded || id !== newest) return; // nobody is waiting for this answer any more

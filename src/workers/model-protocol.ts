@@ -35,7 +35,14 @@ export type WorkerRequest = LoadRequest | RunRequest;
 
 export type WorkerMessage =
   | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }
-  | { type: "loaded"; backend: Backend; fallbackReason: string | null; loadMs: number; fromCache: boolean; bytes: number }
+  | {
+      type: "loaded";
+      backend: Backend;
+      fallbackReason: string | null;
+      loadMs: number;
+      fromCache: boolean;
+      bytes: number;
+    }
   | {
       type: "result";
       /** router_logits, layers × batch × seq × experts. */

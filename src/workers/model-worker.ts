@@ -22,7 +22,8 @@ let fallbackReason: string | null = null;
 let modelBytes: Uint8Array | null = null;
 let firstRun = true;
 
-const post = (message: WorkerMessage, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(message, transfer);
+const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
+  (self as unknown as Worker).postMessage(message, transfer);
 
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
@@ -36,7 +37,10 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
 
 async function load(request: LoadRequest): Promise<void> {
   const started = performance.now();
-  for (const [runtime, urls] of [[ortWasm, request.wasmPaths.wasm], [ortWebGpu as unknown as Ort, request.wasmPaths.webgpu]] as const) {
+  for (const [runtime, urls] of [
+    [ortWasm, request.wasmPaths.wasm],
+    [ortWebGpu as unknown as Ort, request.wasmPaths.webgpu],
+  ] as const) {
     runtime.env.wasm.wasmPaths = urls;
     // GitHub Pages sends no COOP/COEP headers, so threads are unavailable there.
     runtime.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
@@ -52,7 +56,9 @@ async function load(request: LoadRequest): Promise<void> {
     await dropCached(request.modelUrl);
     model = await fetchModel(request.modelUrl);
     await openSession(model.bytes, request).catch((again) => {
-      throw new Error(`the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`);
+      throw new Error(
+        `the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`,
+      );
     });
   }
   // Only a file that opened as an inference session with the outputs the lab
@@ -60,7 +66,14 @@ async function load(request: LoadRequest): Promise<void> {
   if (!model.fromCache) await storeCached(request.modelUrl, model.bytes);
   const { bytes, fromCache } = model;
   firstRun = true;
-  post({ type: "loaded", backend, fallbackReason, loadMs: performance.now() - started, fromCache, bytes: bytes.byteLength });
+  post({
+    type: "loaded",
+    backend,
+    fallbackReason,
+    loadMs: performance.now() - started,
+    fromCache,
+    bytes: bytes.byteLength,
+  });
 }
 
 interface Adapter {
@@ -83,7 +96,8 @@ async function whyNotWebGpu(forced: boolean): Promise<string | null> {
   const info = adapter.info ?? {};
   const names = [info.vendor, info.architecture, info.device, info.description].join(" ");
   const software = adapter.isFallbackAdapter === true || info.isFallbackAdapter === true || /swiftshader/i.test(names);
-  if (software && !forced) return "the only WebGPU adapter is a software one (SwiftShader), slower than WASM; add ?ep=webgpu to the address to use it anyway";
+  if (software && !forced)
+    return "the only WebGPU adapter is a software one (SwiftShader), slower than WASM; add ?ep=webgpu to the address to use it anyway";
   return null;
 }
 
@@ -93,11 +107,16 @@ async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<voi
   fallbackReason = null;
   backend = "wasm";
   session = null;
-  const adapterReason = request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
+  const adapterReason =
+    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
   if (adapterReason === null) {
     try {
       ort = ortWebGpu as unknown as Ort;
-      session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+      session = await ort.InferenceSession.create(bytes, {
+        executionProviders: ["webgpu"],
+        graphOptimizationLevel: "all",
+        logSeverityLevel: 3,
+      });
       backend = "webgpu";
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
@@ -107,13 +126,19 @@ async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<voi
   const outputs = session!.outputNames;
   if (!outputs.includes("router_logits")) {
     session = null;
-    throw new Error(`the model has no router_logits output (its outputs: ${outputs.join(", ") || "none"}), so there is nothing to route`);
+    throw new Error(
+      `the model has no router_logits output (its outputs: ${outputs.join(", ") || "none"}), so there is nothing to route`,
+    );
   }
 }
 
 async function run(request: RunRequest): Promise<void> {
   if (!session) throw new Error("no model is loaded");
-  const ids = new ort.Tensor("int64", BigInt64Array.from(request.inputIds, (v) => BigInt(v)), [request.batch, request.seq]);
+  const ids = new ort.Tensor(
+    "int64",
+    BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
+    [request.batch, request.seq],
+  );
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {
@@ -123,7 +148,13 @@ async function run(request: RunRequest): Promise<void> {
     // WebGPU failed on its first run: fall back to WASM for good.
     fallbackReason = `WebGPU failed at the first run: ${describe(error)}`;
     await openWasm(modelBytes);
-    output = await session!.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(request.inputIds, (v) => BigInt(v)), [request.batch, request.seq]) });
+    output = await session!.run({
+      input_ids: new ort.Tensor(
+        "int64",
+        BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
+        [request.batch, request.seq],
+      ),
+    });
   }
   firstRun = false;
   const router = output.router_logits as ortWasm.Tensor;
@@ -131,13 +162,29 @@ async function run(request: RunRequest): Promise<void> {
   // Files exported before the expert_bias output existed route without a bias.
   const biasTensor = output.expert_bias as ortWasm.Tensor | undefined;
   const bias = biasTensor ? new Float32Array(biasTensor.data as Float32Array) : null;
-  post({ type: "result", router: data, dims: [...router.dims], topK: olmoeMini.topK, bias, backend, ms: performance.now() - started, fallbackReason }, bias ? [data.buffer, bias.buffer] : [data.buffer]);
+  post(
+    {
+      type: "result",
+      router: data,
+      dims: [...router.dims],
+      topK: olmoeMini.topK,
+      bias,
+      backend,
+      ms: performance.now() - started,
+      fallbackReason,
+    },
+    bias ? [data.buffer, bias.buffer] : [data.buffer],
+  );
 }
 
 /** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
 async function openWasm(bytes: Uint8Array): Promise<void> {
   ort = ortWasm;
-  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 });
+  session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+  });
   backend = "wasm";
 }
 
@@ -159,14 +206,21 @@ async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: 
   const file = url.split("/").pop();
   const abort = new AbortController();
   let stalled = false;
-  let timer = setTimeout(() => { stalled = true; abort.abort(); }, STALL_MS);
+  let timer = setTimeout(() => {
+    stalled = true;
+    abort.abort();
+  }, STALL_MS);
   const patience = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { stalled = true; abort.abort(); }, STALL_MS);
+    timer = setTimeout(() => {
+      stalled = true;
+      abort.abort();
+    }, STALL_MS);
   };
   try {
     const response = await fetch(url, { signal: abort.signal });
-    if (!response.ok || !response.body) throw new Error(`the model could not be downloaded (HTTP ${response.status} for ${file})`);
+    if (!response.ok || !response.body)
+      throw new Error(`the model could not be downloaded (HTTP ${response.status} for ${file})`);
     const total = Number(response.headers.get("content-length")) || null;
     const reader = response.body.getReader();
     const chunks: Uint8Array[] = [];
@@ -179,7 +233,8 @@ async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: 
       loaded += value.byteLength;
       post({ type: "progress", loaded, total, fromCache: false });
     }
-    if (total !== null && loaded !== total) throw new Error(`the download of ${file} ended after ${loaded} of ${total} bytes; reload the page to try again`);
+    if (total !== null && loaded !== total)
+      throw new Error(`the download of ${file} ended after ${loaded} of ${total} bytes; reload the page to try again`);
     const bytes = new Uint8Array(loaded);
     let at = 0;
     for (const chunk of chunks) {
@@ -188,7 +243,10 @@ async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: 
     }
     return { bytes, fromCache: false };
   } catch (error) {
-    if (stalled) throw new Error(`the download of ${file} stalled: no data arrived for ${STALL_MS / 1000} s; check the connection and reload the page`);
+    if (stalled)
+      throw new Error(
+        `the download of ${file} stalled: no data arrived for ${STALL_MS / 1000} s; check the connection and reload the page`,
+      );
     throw error;
   } finally {
     clearTimeout(timer);
@@ -196,7 +254,11 @@ async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: 
 }
 
 async function storeCached(url: string, bytes: Uint8Array): Promise<void> {
-  await (await openCache())?.put(url, new Response(bytes.slice(), { headers: { "content-type": "application/octet-stream" } })).catch(() => undefined);
+  await (
+    await openCache()
+  )
+    ?.put(url, new Response(bytes.slice(), { headers: { "content-type": "application/octet-stream" } }))
+    .catch(() => undefined);
 }
 
 async function dropCached(url: string): Promise<void> {

@@ -71,5 +71,7 @@ export function scratchDir(prefix: string): string {
 /** `moe-lab losses PATH ARGS…` as a subprocess: the JSON record it prints (the tests read it field by field). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function cliRecord(path: string, ...args: string[]): any {
-  return JSON.parse(execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" }));
+  return JSON.parse(
+    execFileSync(process.execPath, [`${root}bin/moe-lab.js`, "losses", path, ...args], { encoding: "utf8" }),
+  );
 }

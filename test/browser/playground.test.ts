@@ -20,7 +20,11 @@ import { summarizeBatch } from "../../src/lib/summary.js";
 import { sampleSequences } from "../../src/lib/model/sample-sequences.js";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
-const models = existsSync(`${root}data/models`) ? readdirSync(`${root}data/models`).filter((f) => f.endsWith(".onnx")).sort() : [];
+const models = existsSync(`${root}data/models`)
+  ? readdirSync(`${root}data/models`)
+      .filter((f) => f.endsWith(".onnx"))
+      .sort()
+  : [];
 const order = olmoeMini.checkpoints;
 const first = order.find((s) => models.includes(`${s}.onnx`));
 const skip = first ? false : "no OLMoE-mini checkpoint in data/models yet";
@@ -35,73 +39,115 @@ async function displayedLosses(page: Page): Promise<Record<string, number>> {
   return out;
 }
 
-async function nodeLosses(text: string, windows?: number[][], microBatch = 1, checkpoint = first, { ignoreBias = false } = {}): Promise<Record<string, number>> {
+async function nodeLosses(
+  text: string,
+  windows?: number[][],
+  microBatch = 1,
+  checkpoint = first,
+  { ignoreBias = false } = {},
+): Promise<Record<string, number>> {
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
   const session = await ort.InferenceSession.create(`${root}data/models/${checkpoint}.onnx`);
   const parts = [];
   for (const window of windows ?? splitIntoWindows(tokenizer.encode(text), 256)) {
-    const out = await session.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]) });
-    parts.push({ router: out.router_logits.data as Float32Array, dims: out.router_logits.dims, topK: olmoeMini.topK, bias: (out.expert_bias?.data as Float32Array | undefined) ?? null });
+    const out = await session.run({
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]),
+    });
+    parts.push({
+      router: out.router_logits.data as Float32Array,
+      dims: out.router_logits.dims,
+      topK: olmoeMini.topK,
+      bias: (out.expert_bias?.data as Float32Array | undefined) ?? null,
+    });
   }
   const { selectionBias, ...unbiased } = joinWindows(parts);
   const record = lossRecord(summarizeBatch(ignoreBias ? unbiased : { ...unbiased, selectionBias }), microBatch);
   return Object.fromEntries(lossNames.map((n) => [n, lossByName(record, n)]));
 }
 
-const sampleText = () => (JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>).python.slice(0, 900);
+const sampleText = () =>
+  (JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8")) as Record<string, string>).python.slice(0, 900);
 
-test("WASM in the page gives the losses onnxruntime-node + the library give in Node", { skip, timeout: testTimeout }, async () => {
-  const page = await built.browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(`${built.site.url}playground?ep=wasm`);
-  const shown = await displayedLosses(page);
-  assert.equal(await page.getByTestId("backend").textContent(), "WASM");
-  const expected = await nodeLosses(sampleText());
-  for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
-  assert.ok((await page.locator("[data-testid=tokens] .token").count()) > 100, "tokens coloured");
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "WASM in the page gives the losses onnxruntime-node + the library give in Node",
+  { skip, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    const shown = await displayedLosses(page);
+    assert.equal(await page.getByTestId("backend").textContent(), "WASM");
+    const expected = await nodeLosses(sampleText());
+    for (const name of lossNames)
+      assert.ok(
+        Math.abs(shown[name] - expected[name]) <= 2e-4,
+        `${name}: page ${shown[name]} vs node ${expected[name]}`,
+      );
+    assert.ok((await page.locator("[data-testid=tokens] .token").count()) > 100, "tokens coloured");
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 const lossFree = models.includes("loss-free.onnx") ? false : "no loss-free checkpoint in data/models yet";
-test("loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do", { skip: lossFree, timeout: testTimeout }, async () => {
-  const page = await built.browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(`${built.site.url}playground?ep=wasm`);
-  await displayedLosses(page);
-  await page.locator("form", { has: page.locator("label", { hasText: "checkpoint" }) }).locator("select").selectOption({ label: "loss-free" });
-  await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined);
-  const expected = await nodeLosses(sampleText(), undefined, 1, "loss-free");
-  // the losses cell re-runs once the new checkpoint has routed the text: wait for its numbers
-  await eventually(async () => {
-    const shown = await displayedLosses(page);
-    for (const name of lossNames) assert.ok(Math.abs(shown[name] - expected[name]) <= 2e-4, `${name}: page ${shown[name]} vs node ${expected[name]}`);
-  });
-  // and the bias matters: without it the loads (hence MaxVio) would differ
-  const unbiased = (await nodeLosses(sampleText(), undefined, 1, "loss-free", { ignoreBias: true }))["max_vio.global"];
-  assert.ok(Math.abs(unbiased - expected["max_vio.global"]) > 1e-3, `MaxVio with bias ${expected["max_vio.global"]} vs without ${unbiased}`);
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "loss-free checkpoint: the page routes by p + its expert bias, as onnxruntime-node + the library do",
+  { skip: lossFree, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await displayedLosses(page);
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "checkpoint" }) })
+      .locator("select")
+      .selectOption({ label: "loss-free" });
+    await page.waitForFunction(() => /loss-free<\/strong> loaded/.test(document.body.innerHTML), undefined);
+    const expected = await nodeLosses(sampleText(), undefined, 1, "loss-free");
+    // the losses cell re-runs once the new checkpoint has routed the text: wait for its numbers
+    await eventually(async () => {
+      const shown = await displayedLosses(page);
+      for (const name of lossNames)
+        assert.ok(
+          Math.abs(shown[name] - expected[name]) <= 2e-4,
+          `${name}: page ${shown[name]} vs node ${expected[name]}`,
+        );
+    });
+    // and the bias matters: without it the loads (hence MaxVio) would differ
+    const unbiased = (await nodeLosses(sampleText(), undefined, 1, "loss-free", { ignoreBias: true }))[
+      "max_vio.global"
+    ];
+    assert.ok(
+      Math.abs(unbiased - expected["max_vio.global"]) > 1e-3,
+      `MaxVio with bias ${expected["max_vio.global"]} vs without ${unbiased}`,
+    );
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
-test("empty text and text beyond the context get a message; the page keeps working", { skip, timeout: testTimeout }, async () => {
-  const page = await built.browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(`${built.site.url}playground?ep=wasm`);
-  await displayedLosses(page);
-  const area = page.locator("textarea");
-  await area.fill("   ");
-  await page.getByRole("button", { name: "Route" }).click();
-  await page.waitForSelector("[data-testid=route-message]");
-  assert.match(await page.getByTestId("route-message").textContent() ?? "", /Type or paste some text/);
-  assert.equal(await page.getByTestId("losses").count(), 0, "no stale losses from the previous text");
-  await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
-  await page.getByRole("button", { name: "Route" }).click();
-  await page.waitForSelector("[data-testid=routed-summary]");
-  assert.match(await page.getByTestId("routed-summary").textContent() ?? "", /routed as \d+ windows/);
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "empty text and text beyond the context get a message; the page keeps working",
+  { skip, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await displayedLosses(page);
+    const area = page.locator("textarea");
+    await area.fill("   ");
+    await page.getByRole("button", { name: "Route" }).click();
+    await page.waitForSelector("[data-testid=route-message]");
+    assert.match((await page.getByTestId("route-message").textContent()) ?? "", /Type or paste some text/);
+    assert.equal(await page.getByTestId("losses").count(), 0, "no stale losses from the previous text");
+    await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
+    await page.getByRole("button", { name: "Route" }).click();
+    await page.waitForSelector("[data-testid=routed-summary]");
+    assert.match((await page.getByTestId("routed-summary").textContent()) ?? "", /routed as \d+ windows/);
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 test("a model that fails to download ends in a message, not a crash", { skip, timeout: testTimeout }, async () => {
   // A fresh profile: the shared one may hold the model in Cache Storage already.
@@ -113,7 +159,10 @@ test("a model that fails to download ends in a message, not a crash", { skip, ti
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
-  assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded: the model could not be downloaded \(HTTP 404/);
+  assert.match(
+    (await page.getByTestId("model-error").textContent()) ?? "",
+    /could not be loaded: the model could not be downloaded \(HTTP 404/,
+  );
   assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
   assert.deepEqual(errors, []);
   await fresh.close();
@@ -121,99 +170,153 @@ test("a model that fails to download ends in a message, not a crash", { skip, ti
 
 test("a corrupt model file ends in a message, not a crash", { skip, timeout: testTimeout }, async () => {
   const fresh = await launch();
-  await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("this is not an ONNX model".repeat(100)) }));
+  await fresh.route("**/*.onnx", (route) =>
+    route.fulfill({
+      status: 200,
+      contentType: "application/octet-stream",
+      body: Buffer.from("this is not an ONNX model".repeat(100)),
+    }),
+  );
   const page = await fresh.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
-  assert.match(await page.getByTestId("model-error").textContent() ?? "", /could not be loaded/);
+  assert.match((await page.getByTestId("model-error").textContent()) ?? "", /could not be loaded/);
   assert.deepEqual(errors, []);
   await fresh.close();
 });
 
-test("a corrupt download is not cached: the next visit downloads the real model", { skip, timeout: testTimeout }, async () => {
-  const fresh = await launch();
-  const corrupt = (route: Route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: Buffer.from("not a model".repeat(500)) });
-  await fresh.route("**/*.onnx", corrupt);
-  const page = await fresh.newPage();
-  await page.goto(`${built.site.url}playground?ep=wasm`);
-  await page.waitForSelector("[data-testid=model-error]");
-  assert.match(await page.getByTestId("model-error").textContent() ?? "", /not a model this page can run/);
-  await fresh.unroute("**/*.onnx", corrupt);
-  await page.reload();
-  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
-  assert.equal(await page.getByTestId("model-error").count(), 0, "the corrupt bytes were cached");
-  assert.equal(await page.getByTestId("backend").textContent(), "WASM");
-  await fresh.close();
-});
+test(
+  "a corrupt download is not cached: the next visit downloads the real model",
+  { skip, timeout: testTimeout },
+  async () => {
+    const fresh = await launch();
+    const corrupt = (route: Route) =>
+      route.fulfill({
+        status: 200,
+        contentType: "application/octet-stream",
+        body: Buffer.from("not a model".repeat(500)),
+      });
+    await fresh.route("**/*.onnx", corrupt);
+    const page = await fresh.newPage();
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await page.waitForSelector("[data-testid=model-error]");
+    assert.match((await page.getByTestId("model-error").textContent()) ?? "", /not a model this page can run/);
+    await fresh.unroute("**/*.onnx", corrupt);
+    await page.reload();
+    await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
+    assert.equal(await page.getByTestId("model-error").count(), 0, "the corrupt bytes were cached");
+    assert.equal(await page.getByTestId("backend").textContent(), "WASM");
+    await fresh.close();
+  },
+);
 
 test("a stalled model download says so instead of waiting forever", { skip, timeout: testTimeout }, async () => {
   const fresh = await launch();
-  await fresh.route("**/*.onnx", () => { /* never answered: the download stalls */ });
+  await fresh.route("**/*.onnx", () => {
+    /* never answered: the download stalls */
+  });
   const page = await fresh.newPage();
   await page.goto(`${built.site.url}playground?ep=wasm`);
   await page.waitForSelector("[data-testid=model-error]");
-  assert.match(await page.getByTestId("model-error").textContent() ?? "", /stalled: no data arrived for 30 s/);
+  assert.match((await page.getByTestId("model-error").textContent()) ?? "", /stalled: no data arrived for 30 s/);
   assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
   await fresh.close();
 });
 
-test("a software WebGPU adapter is never chosen on its own; ?ep=webgpu forces it and routes like WASM", { skip, timeout: testTimeout }, async (t) => {
-  // This Chromium offers WebGPU only through SwiftShader (a software adapter).
-  const auto = await built.browser.newPage();
-  await auto.goto(`${built.site.url}playground`);
-  await auto.waitForSelector("[data-testid=backend], [data-testid=model-error]");
-  assert.equal(await auto.getByTestId("backend").textContent(), "WASM", "a software adapter must not be chosen without ?ep=webgpu");
-  const reason = (await auto.getByTestId("model-status").textContent()) ?? "";
-  assert.match(reason, /software one \(SwiftShader\)|has no WebGPU|offered no adapter/, reason);
-  await auto.close();
+test(
+  "a software WebGPU adapter is never chosen on its own; ?ep=webgpu forces it and routes like WASM",
+  { skip, timeout: testTimeout },
+  async (t) => {
+    // This Chromium offers WebGPU only through SwiftShader (a software adapter).
+    const auto = await built.browser.newPage();
+    await auto.goto(`${built.site.url}playground`);
+    await auto.waitForSelector("[data-testid=backend], [data-testid=model-error]");
+    assert.equal(
+      await auto.getByTestId("backend").textContent(),
+      "WASM",
+      "a software adapter must not be chosen without ?ep=webgpu",
+    );
+    const reason = (await auto.getByTestId("model-status").textContent()) ?? "";
+    assert.match(reason, /software one \(SwiftShader\)|has no WebGPU|offered no adapter/, reason);
+    await auto.close();
 
-  const page = await built.browser.newPage();
-  await page.goto(`${built.site.url}playground?ep=webgpu`);
-  await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
-  const backend = await page.getByTestId("backend").textContent().catch(() => null);
-  if (backend !== "WebGPU") {
-    const status = await page.getByTestId("model-status").textContent();
-    t.skip(`no WebGPU in this Chromium: ${status?.trim()}`);
+    const page = await built.browser.newPage();
+    await page.goto(`${built.site.url}playground?ep=webgpu`);
+    await page.waitForSelector("[data-testid=backend], [data-testid=model-error]");
+    const backend = await page
+      .getByTestId("backend")
+      .textContent()
+      .catch(() => null);
+    if (backend !== "WebGPU") {
+      const status = await page.getByTestId("model-status").textContent();
+      t.skip(`no WebGPU in this Chromium: ${status?.trim()}`);
+      await page.close();
+      return;
+    }
+    const gpu = await displayedLosses(page);
+    const expected = await nodeLosses(sampleText());
+    // Quantities smooth in the logits must agree closely. Those that count top-8
+    // choices (loads, MaxVio, and f inside the LBLs) may differ by the few
+    // near-tie tokens whose choice flips under WebGPU's float rounding.
+    const smooth = ["z_loss.st_moe", "z_loss.olmoe", "cv2.importance"];
+    for (const name of lossNames) {
+      const tolerance = smooth.includes(name)
+        ? 1e-3 * Math.max(1, Math.abs(expected[name]))
+        : 0.03 * Math.max(1, Math.abs(expected[name]));
+      assert.ok(
+        Math.abs(gpu[name] - expected[name]) <= tolerance,
+        `${name}: WebGPU ${gpu[name]} vs WASM/node ${expected[name]}`,
+      );
+    }
+    console.log(
+      "WebGPU via SwiftShader:",
+      Object.entries(gpu)
+        .map(([k, v]) => `${k} ${v} (node ${expected[k].toFixed(4)})`)
+        .join("; "),
+    );
     await page.close();
-    return;
-  }
-  const gpu = await displayedLosses(page);
-  const expected = await nodeLosses(sampleText());
-  // Quantities smooth in the logits must agree closely. Those that count top-8
-  // choices (loads, MaxVio, and f inside the LBLs) may differ by the few
-  // near-tie tokens whose choice flips under WebGPU's float rounding.
-  const smooth = ["z_loss.st_moe", "z_loss.olmoe", "cv2.importance"];
-  for (const name of lossNames) {
-    const tolerance = smooth.includes(name) ? 1e-3 * Math.max(1, Math.abs(expected[name])) : 0.03 * Math.max(1, Math.abs(expected[name]));
-    assert.ok(Math.abs(gpu[name] - expected[name]) <= tolerance, `${name}: WebGPU ${gpu[name]} vs WASM/node ${expected[name]}`);
-  }
-  console.log("WebGPU via SwiftShader:", Object.entries(gpu).map(([k, v]) => `${k} ${v} (node ${expected[k].toFixed(4)})`).join("; "));
-  await page.close();
-});
+  },
+);
 
-test("granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node", { skip, timeout: testTimeout }, async () => {
-  const page = await built.browser.newPage();
-  const problems = watchProblems(page);
-  await page.goto(`${built.site.url}granularity`);
-  await page.waitForSelector("[data-testid=real-micro]");
-  const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
-  const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
-  const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);
-  for (const m of [1, 4]) {
-    if (m !== 1) await page.locator("form", { has: page.locator("label", { hasText: "micro-batch of real sequences" }) }).locator("input[type=range]").fill(String(m));
-    const expected = await nodeLosses("", windows, m);
-    await eventually(async () => {
-      for (const [id, name] of [["real-switch", "lbl.switch"], ["real-sequence", "lbl.sequence"], ["real-micro", "lbl.micro_batch"], ["real-global", "lbl.global"]] as const) {
-        const shown = Number(await page.getByTestId(id).textContent());
-        assert.ok(Math.abs(shown - expected[name]) <= 2e-4, `m=${m} ${name}: page ${shown} vs node ${expected[name]}`);
-      }
-    });
-  }
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "granularity page: OLMoE-mini's sample batch, routed live, gives the library's LBLs from onnxruntime-node",
+  { skip, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${built.site.url}granularity`);
+    await page.waitForSelector("[data-testid=real-micro]");
+    const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
+    const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
+    const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);
+    for (const m of [1, 4]) {
+      if (m !== 1)
+        await page
+          .locator("form", { has: page.locator("label", { hasText: "micro-batch of real sequences" }) })
+          .locator("input[type=range]")
+          .fill(String(m));
+      const expected = await nodeLosses("", windows, m);
+      await eventually(async () => {
+        for (const [id, name] of [
+          ["real-switch", "lbl.switch"],
+          ["real-sequence", "lbl.sequence"],
+          ["real-micro", "lbl.micro_batch"],
+          ["real-global", "lbl.global"],
+        ] as const) {
+          const shown = Number(await page.getByTestId(id).textContent());
+          assert.ok(
+            Math.abs(shown - expected[name]) <= 2e-4,
+            `m=${m} ${name}: page ${shown} vs node ${expected[name]}`,
+          );
+        }
+      });
+    }
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 // A valid ONNX model that has no router_logits output (made with python3-onnx, as the recipe's tools).
 const noRouterModel = (() => {
@@ -230,12 +333,24 @@ const noRouterModel = (() => {
   return made.status === 0 ? path : null;
 })();
 
-test("a model without router_logits says so", { skip: skip || (noRouterModel ? false : "python3-onnx is not installed to make the test model"), timeout: testTimeout }, async () => {
-  const fresh = await launch();
-  await fresh.route("**/*.onnx", (route) => route.fulfill({ status: 200, contentType: "application/octet-stream", body: readFileSync(noRouterModel!) }));
-  const page = await fresh.newPage();
-  await page.goto(`${built.site.url}playground?ep=wasm`);
-  await page.waitForSelector("[data-testid=model-error]");
-  assert.match(await page.getByTestId("model-error").textContent() ?? "", /no router_logits output \(its outputs: logits\)/);
-  await fresh.close();
-});
+test(
+  "a model without router_logits says so",
+  {
+    skip: skip || (noRouterModel ? false : "python3-onnx is not installed to make the test model"),
+    timeout: testTimeout,
+  },
+  async () => {
+    const fresh = await launch();
+    await fresh.route("**/*.onnx", (route) =>
+      route.fulfill({ status: 200, contentType: "application/octet-stream", body: readFileSync(noRouterModel!) }),
+    );
+    const page = await fresh.newPage();
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await page.waitForSelector("[data-testid=model-error]");
+    assert.match(
+      (await page.getByTestId("model-error").textContent()) ?? "",
+      /no router_logits output \(its outputs: logits\)/,
+    );
+    await fresh.close();
+  },
+);

@@ -16,13 +16,31 @@ import { defaultLayerConfig, trainRun, type Strategy } from "../../src/lib/moe-l
 import { pairedInterval } from "../../src/lib/statistics.js";
 import { join } from "node:path";
 import { lossGradient } from "../../src/lib/losses/gradients.js";
-import { centredNorm } from "../../src/lib/losses/routing-force.js";
+import { centeredNorm } from "../../src/lib/losses/routing-force.js";
 import { readLogits } from "../../src/lib/io/read.js";
 
 const dist = `${root}dist/`;
-const pages = ["", "routing", "load-balancing", "cv2", "z-loss", "granularity", "loss-free", "live-training", "playground", "ablation", "your-logits", "your-framework"];
+const pages = [
+  "",
+  "routing",
+  "load-balancing",
+  "cv2",
+  "z-loss",
+  "granularity",
+  "loss-free",
+  "live-training",
+  "playground",
+  "ablation",
+  "your-logits",
+  "your-framework",
+];
 // Pages whose figures need something first: the model's output, or a file from the reader.
-const waitFor: Record<string, string> = { ablation: "[data-testid=side-by-side]", playground: "[data-testid=tokens], [data-testid=model-error]", granularity: "[data-testid=real-micro], .warning", "z-loss": "[data-testid=real-z], .warning" };
+const waitFor: Record<string, string> = {
+  ablation: "[data-testid=side-by-side]",
+  playground: "[data-testid=tokens], [data-testid=model-error]",
+  granularity: "[data-testid=real-micro], .warning",
+  "z-loss": "[data-testid=real-z], .warning",
+};
 const figureless = new Set(["your-logits", "your-framework"]);
 
 const built = useBuiltSite();
@@ -41,7 +59,8 @@ async function setRange(page: Page, label: string, value: number): Promise<void>
 
 const number = async (page: Page, testId: string) => Number(await page.getByTestId(testId).first().textContent());
 /** Waits until the number shown under `testId` is `expected` (cells re-run after an input, not at once). */
-const shows = (page: Page, testId: string, expected: number, what = testId) => eventually(async () => assert.equal(await number(page, testId), expected, what));
+const shows = (page: Page, testId: string, expected: number, what = testId) =>
+  eventually(async () => assert.equal(await number(page, testId), expected, what));
 
 for (const path of pages) {
   test(`page /${path} renders formulas and figures with no error`, { timeout: testTimeout }, async () => {
@@ -55,7 +74,9 @@ for (const path of pages) {
         svgs
           .filter((svg) => !svg.closest("[class$='-ramp']") && svg.getAttribute("height") !== "50")
           .map((svg) => {
-            const marks = [...svg.querySelectorAll(":scope > g[aria-label]")].filter((g) => !/axis|tick|grid|rule|label|text/.test(g.getAttribute("aria-label") ?? ""));
+            const marks = [...svg.querySelectorAll(":scope > g[aria-label]")].filter(
+              (g) => !/axis|tick|grid|rule|label|text/.test(g.getAttribute("aria-label") ?? ""),
+            );
             return marks.reduce((count, g) => count + g.children.length, 0);
           }),
       );
@@ -71,25 +92,36 @@ for (const path of pages) {
   });
 }
 
-test("granularity: the micro-batch slider shows exactly the library's lbl.micro_batch", { timeout: testTimeout }, async () => {
-  const { page, problems } = await open("granularity");
-  const batch = syntheticBatch({ layers: 2, experts: 16, domains: domainMix(16, 0.5, "grouped"), tokensPerSequence: 64, specialisation: 1.5, seed: 11 });
-  const summary = summarize(batch.logits, 2, batch.sequenceLengths);
-  const before = Number(lossRecord(summary, 2).lbl.micro_batch.toFixed(4));
-  await shows(page, "g-micro", before);
-  for (const m of [4, 8, 16]) {
-    await setRange(page, "micro-batch size m", m);
-    const record = lossRecord(summary, m);
-    await shows(page, "g-micro", Number(record.lbl.micro_batch.toFixed(4)), `m = ${m}`);
-    await shows(page, "g-global", Number(record.lbl.global.toFixed(4)), `m = ${m}`);
-    await shows(page, "g-maxvio-micro", Number(record.max_vio.micro_batch.toFixed(3)), `m = ${m}`);
-  }
-  // with one micro-batch of all 16 sequences, micro_batch = global = switch
-  assert.equal(await number(page, "g-micro"), await number(page, "g-switch"));
-  assert.notEqual(before, await number(page, "g-micro"));
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "granularity: the micro-batch slider shows exactly the library's lbl.micro_batch",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("granularity");
+    const batch = syntheticBatch({
+      layers: 2,
+      experts: 16,
+      domains: domainMix(16, 0.5, "grouped"),
+      tokensPerSequence: 64,
+      specialization: 1.5,
+      seed: 11,
+    });
+    const summary = summarize(batch.logits, 2, batch.sequenceLengths);
+    const before = Number(lossRecord(summary, 2).lbl.micro_batch.toFixed(4));
+    await shows(page, "g-micro", before);
+    for (const m of [4, 8, 16]) {
+      await setRange(page, "micro-batch size m", m);
+      const record = lossRecord(summary, m);
+      await shows(page, "g-micro", Number(record.lbl.micro_batch.toFixed(4)), `m = ${m}`);
+      await shows(page, "g-global", Number(record.lbl.global.toFixed(4)), `m = ${m}`);
+      await shows(page, "g-maxvio-micro", Number(record.max_vio.micro_batch.toFixed(3)), `m = ${m}`);
+    }
+    // with one micro-batch of all 16 sequences, micro_batch = global = switch
+    assert.equal(await number(page, "g-micro"), await number(page, "g-switch"));
+    assert.notEqual(before, await number(page, "g-micro"));
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 test("z-loss: top-k divides the OLMoE normalisation and nothing else", { timeout: testTimeout }, async () => {
   const { page, problems } = await open("z-loss");
@@ -103,33 +135,60 @@ test("z-loss: top-k divides the OLMoE normalisation and nothing else", { timeout
   await page.close();
 });
 
-test("granularity: lbl.global equals lbl.switch with equal micro-batches; the running buffer with one step is the full-count loss", { timeout: testTimeout }, async () => {
-  const { page, problems } = await open("granularity");
-  await eventually(async () => assert.equal(await number(page, "g-global"), await number(page, "g-switch")));
-  await page.locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) }).locator("select").selectOption({ label: "1" });
-  await eventually(async () => assert.equal(await number(page, "ga-running"), await number(page, "g-global")));
-  assert.equal(await page.getByTestId("ga-gradient-gap").textContent(), "0.0 %");
-  await page.locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) }).locator("select").selectOption({ label: "4" });
-  await eventually(async () => assert.ok((await number(page, "ga-running")) > (await number(page, "g-global"))));
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "granularity: lbl.global equals lbl.switch with equal micro-batches; the running buffer with one step is the full-count loss",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("granularity");
+    await eventually(async () => assert.equal(await number(page, "g-global"), await number(page, "g-switch")));
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) })
+      .locator("select")
+      .selectOption({ label: "1" });
+    await eventually(async () => assert.equal(await number(page, "ga-running"), await number(page, "g-global")));
+    assert.equal(await page.getByTestId("ga-gradient-gap").textContent(), "0.0 %");
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "gradient-accumulation steps" }) })
+      .locator("select")
+      .selectOption({ label: "4" });
+    await eventually(async () => assert.ok((await number(page, "ga-running")) > (await number(page, "g-global"))));
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
-test("z-loss: its routing force beside the LBL's on OLMoE-mini, with and without ÷k", { timeout: testTimeout }, async () => {
-  const { page, problems } = await open("z-loss");
-  const data = JSON.parse(readFileSync(join(dist, "_file/data/", readdirSync(join(dist, "_file/data/")).find((f) => f.startsWith("olmoe-mini-logits."))!), "utf8"));
-  const ratios = Object.values(data).map((entry: any) => {
-    const { logits } = readLogits(new TextEncoder().encode(JSON.stringify(entry)), "checkpoint.json");
-    const options = { topK: entry.top_k, sequenceLengths: entry.sequence_lengths };
-    const lbl = 0.01 * centredNorm(lossGradient(logits, "lbl.switch", options), logits);
-    return [0.001 * centredNorm(lossGradient(logits, "z_loss.st_moe", options), logits) / lbl, 0.001 * centredNorm(lossGradient(logits, "z_loss.olmoe", options), logits) / lbl];
-  });
-  const range = (i: number) => `${Math.min(...ratios.map((r) => r[i])).toFixed(2)}–${Math.max(...ratios.map((r) => r[i])).toFixed(2)}×`;
-  await eventually(async () => assert.equal(await page.getByTestId("z-force-ratio").textContent(), range(0)));
-  assert.equal(await page.getByTestId("zk-force-ratio").textContent(), range(1));
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "z-loss: its routing force beside the LBL's on OLMoE-mini, with and without ÷k",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("z-loss");
+    const data = JSON.parse(
+      readFileSync(
+        join(
+          dist,
+          "_file/data/",
+          readdirSync(join(dist, "_file/data/")).find((f) => f.startsWith("olmoe-mini-logits."))!,
+        ),
+        "utf8",
+      ),
+    );
+    const ratios = Object.values(data).map((entry: any) => {
+      const { logits } = readLogits(new TextEncoder().encode(JSON.stringify(entry)), "checkpoint.json");
+      const options = { topK: entry.top_k, sequenceLengths: entry.sequence_lengths };
+      const lbl = 0.01 * centeredNorm(lossGradient(logits, "lbl.switch", options), logits);
+      return [
+        (0.001 * centeredNorm(lossGradient(logits, "z_loss.st_moe", options), logits)) / lbl,
+        (0.001 * centeredNorm(lossGradient(logits, "z_loss.olmoe", options), logits)) / lbl,
+      ];
+    });
+    const range = (i: number) =>
+      `${Math.min(...ratios.map((r) => r[i])).toFixed(2)}–${Math.max(...ratios.map((r) => r[i])).toFixed(2)}×`;
+    await eventually(async () => assert.equal(await page.getByTestId("z-force-ratio").textContent(), range(0)));
+    assert.equal(await page.getByTestId("zk-force-ratio").textContent(), range(1));
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 test("z-loss: large logits break the naive float32 formula, not the stable one", { timeout: testTimeout }, async () => {
   const { page } = await open("z-loss");
@@ -140,60 +199,93 @@ test("z-loss: large logits break the naive float32 formula, not the stable one",
   await page.close();
 });
 
-test("load-balancing: the equal-logits trap reads lbl.switch = 1 with MaxVio = E/k − 1", { timeout: testTimeout }, async () => {
-  const { page } = await open("load-balancing");
-  await page.locator("form", { has: page.locator("label", { hasText: "all logits equal" }) }).locator("input[type=checkbox]").check();
-  await shows(page, "trap-maxvio", 16 / 2 - 1);
-  await shows(page, "lbl-switch", 1);
-  // A blind value, not a blind gradient: (1/T)(f_j − 1/E) per layer, 4 layers, T = 128, E = 16, k = 2.
-  await shows(page, "flat-gradient-crowded", Number(((1 / 128) * (0.5 - 1 / 16) / 4).toExponential(3)));
-  await shows(page, "flat-gradient-idle", Number(((1 / 128) * (-1 / 16) / 4).toExponential(3)));
-  // The other two blind spots, live: below 1 with an idle expert; HF's pooling at exactly k with no gradient.
-  await shows(page, "below-one-lbl", 0.8381);
-  await shows(page, "pooled-hf", 1);
-  assert.ok(Math.abs(await number(page, "pooled-gradient")) <= 1e-12);
-  await page.close();
-});
+test(
+  "load-balancing: the equal-logits trap reads lbl.switch = 1 with MaxVio = E/k − 1",
+  { timeout: testTimeout },
+  async () => {
+    const { page } = await open("load-balancing");
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "all logits equal" }) })
+      .locator("input[type=checkbox]")
+      .check();
+    await shows(page, "trap-maxvio", 16 / 2 - 1);
+    await shows(page, "lbl-switch", 1);
+    // A blind value, not a blind gradient: (1/T)(f_j − 1/E) per layer, 4 layers, T = 128, E = 16, k = 2.
+    await shows(page, "flat-gradient-crowded", Number((((1 / 128) * (0.5 - 1 / 16)) / 4).toExponential(3)));
+    await shows(page, "flat-gradient-idle", Number((((1 / 128) * (-1 / 16)) / 4).toExponential(3)));
+    // The other two blind spots, live: below 1 with an idle expert; HF's pooling at exactly k with no gradient.
+    await shows(page, "below-one-lbl", 0.8381);
+    await shows(page, "pooled-hf", 1);
+    assert.ok(Math.abs(await number(page, "pooled-gradient")) <= 1e-12);
+    await page.close();
+  },
+);
 
 test("why balance: without α the router collapses, with α = 0.01 it does not", { timeout: testTimeout }, async () => {
   const { page } = await open("");
   await eventually(async () => assert.ok((await number(page, "dead-experts")) > 8));
-  await page.locator("form", { has: page.locator("label", { hasText: "LBL α" }) }).locator("select").selectOption("0.03");
+  await page
+    .locator("form", { has: page.locator("label", { hasText: "LBL α" }) })
+    .locator("select")
+    .selectOption("0.03");
   await shows(page, "dead-experts", 0);
   await page.close();
 });
 
-test("live training: a fixed seed reproduces the library's run, and no balancing ends least balanced", { timeout: testTimeout }, async () => {
-  const { page, problems } = await open("live-training");
-  const labels: Record<Strategy, string> = { none: "no balancing", "lbl-micro": "LBL per micro-batch", "lbl-global": "LBL, global batch", "loss-free": "loss-free bias" };
-  const final: Partial<Record<Strategy, number>> = {};
-  for (const strategy of ["lbl-global", "none", "lbl-micro", "loss-free"] as Strategy[]) {
-    await page.getByLabel(labels[strategy], { exact: true }).check();
-    // the strategy label changes with the run's first values, so this cannot read the previous run
-    // (no helper functions inside: tsx would inject a __name helper the page lacks)
-    await page.waitForFunction((s) =>
-      document.querySelector("[data-testid=live-strategy]")?.textContent === s &&
-      document.querySelector("[data-testid=live-status]")?.textContent === "done" &&
-      document.querySelector("[data-testid=live-step]")?.textContent === "400", strategy);
-    const expected = trainRun({ ...defaultLayerConfig, strategy }, 400).slice(-40);
-    const mean = (key: "maxVio" | "maxVioMicro" | "taskLoss") => expected.reduce((s, m) => s + m[key], 0) / expected.length;
-    final[strategy] = await number(page, "live-maxvio");
-    assert.equal(final[strategy], Number(mean("maxVio").toFixed(3)), `${strategy}: MaxVio as the library computes it`);
-    assert.equal(await number(page, "live-maxvio-micro"), Number(mean("maxVioMicro").toFixed(3)));
-    assert.equal(await number(page, "live-task"), Number(mean("taskLoss").toFixed(3)));
-  }
-  for (const strategy of ["lbl-global", "lbl-micro", "loss-free"] as Strategy[]) assert.ok(final.none! > final[strategy]!, `none ${final.none} vs ${strategy} ${final[strategy]}`);
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+test(
+  "live training: a fixed seed reproduces the library's run, and no balancing ends least balanced",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("live-training");
+    const labels: Record<Strategy, string> = {
+      none: "no balancing",
+      "lbl-micro": "LBL per micro-batch",
+      "lbl-global": "LBL, global batch",
+      "loss-free": "loss-free bias",
+    };
+    const final: Partial<Record<Strategy, number>> = {};
+    for (const strategy of ["lbl-global", "none", "lbl-micro", "loss-free"] as Strategy[]) {
+      await page.getByLabel(labels[strategy], { exact: true }).check();
+      // the strategy label changes with the run's first values, so this cannot read the previous run
+      // (no helper functions inside: tsx would inject a __name helper the page lacks)
+      await page.waitForFunction(
+        (s) =>
+          document.querySelector("[data-testid=live-strategy]")?.textContent === s &&
+          document.querySelector("[data-testid=live-status]")?.textContent === "done" &&
+          document.querySelector("[data-testid=live-step]")?.textContent === "400",
+        strategy,
+      );
+      const expected = trainRun({ ...defaultLayerConfig, strategy }, 400).slice(-40);
+      const mean = (key: "maxVio" | "maxVioMicro" | "taskLoss") =>
+        expected.reduce((s, m) => s + m[key], 0) / expected.length;
+      final[strategy] = await number(page, "live-maxvio");
+      assert.equal(
+        final[strategy],
+        Number(mean("maxVio").toFixed(3)),
+        `${strategy}: MaxVio as the library computes it`,
+      );
+      assert.equal(await number(page, "live-maxvio-micro"), Number(mean("maxVioMicro").toFixed(3)));
+      assert.equal(await number(page, "live-task"), Number(mean("taskLoss").toFixed(3)));
+    }
+    for (const strategy of ["lbl-global", "lbl-micro", "loss-free"] as Strategy[])
+      assert.ok(final.none! > final[strategy]!, `none ${final.none} vs ${strategy} ${final[strategy]}`);
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
 
 test("ablation: toggling checkpoints and metrics redraws the training curves", { timeout: testTimeout }, async () => {
   const { page, problems } = await open("ablation");
   const title = () => page.locator("h2, h3, figure h2").filter({ hasText: "over training" }).first().textContent();
   await eventually(async () => assert.match((await title()) ?? "", /^ce over training/));
-  await page.locator("form", { has: page.locator("label", { hasText: "metric" }) }).locator("select").selectOption({ label: "MaxVio, global batch" });
+  await page
+    .locator("form", { has: page.locator("label", { hasText: "metric" }) })
+    .locator("select")
+    .selectOption({ label: "MaxVio, global batch" });
   await eventually(async () => assert.match((await title()) ?? "", /^max_vio_global over training/));
-  const boxes = page.locator("form", { has: page.locator("label", { hasText: "checkpoints" }) }).locator("input[type=checkbox]");
+  const boxes = page
+    .locator("form", { has: page.locator("label", { hasText: "checkpoints" }) })
+    .locator("input[type=checkbox]");
   const count = await boxes.count();
   assert.ok(count >= 1, "at least one trained checkpoint");
   const lines = () => page.locator("svg [aria-label=line] path").count();
@@ -207,59 +299,90 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", {
   // every trained checkpoint routes the sample text side by side, none fails
   // (the cards arrive one by one as each checkpoint routes: wait for all of them)
   const cards = page.getByTestId("side-by-side").locator(".card");
-  await eventually(async () => assert.equal(await cards.filter({ has: page.locator(".token, .warning") }).count(), count, "every checkpoint's card routed"));
+  await eventually(async () =>
+    assert.equal(
+      await cards.filter({ has: page.locator(".token, .warning") }).count(),
+      count,
+      "every checkpoint's card routed",
+    ),
+  );
   assert.equal(await cards.count(), count);
   assert.equal(await cards.locator(".warning").count(), 0);
-  assert.equal(await cards.locator(".token").count() > 0, true);
+  assert.equal((await cards.locator(".token").count()) > 0, true);
   assert.deepEqual(problems, []);
   await page.close();
 });
 
-test("a missing address gets the lab's 404 page, whose links lead back into the lab", { timeout: testTimeout }, async () => {
-  const page = await built.browser.newPage();
-  const response = await page.goto(built.site.url + "no/such/page", { waitUntil: "networkidle" });
-  assert.equal(response?.status(), 404);
-  await page.getByRole("heading", { name: "Page not found" }).waitFor();
-  await page.locator("#observablehq-main").getByRole("link", { name: "Router z-loss" }).click();
-  await page.waitForURL(built.site.url + "z-loss");
-  await page.getByRole("heading", { name: "Router z-loss" }).first().waitFor();
-  await page.close();
-});
-
-test("ablation and z-loss: every comparison of trained arms states its interval, and its verdict follows from it", { timeout: testTimeout }, async () => {
-  // the runs as built into dist/ (the campaign may publish new arms into data/ while tests run)
-  const loaderOutput = readdirSync(`${dist}_file/data`).find((f) => /^ablation\.[0-9a-f]+\.json$/.test(f));
-  assert.ok(loaderOutput, "the ablation data loader's output is in dist/");
-  const runs: { arm: string; seed: number; metrics: { bits: number } }[] = JSON.parse(readFileSync(`${dist}_file/data/${loaderOutput}`, "utf8")).runs;
-  const bits = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r.metrics.bits]));
-  const expected = pairedInterval(bits("global"), bits("micro"));
-  for (const [path, list] of [["ablation", "comparisons"], ["z-loss", "z-comparisons"]]) {
-    const { page, problems } = await open(path);
-    const items = page.getByTestId(list).locator("[data-testid=comparison]");
-    if (path === "z-loss" && !runs.some((r) => r.arm === "global-z-no-divk" || r.arm === "global-no-z")) {
-      await page.getByTestId("z-arms-missing").waitFor();
-      assert.equal(await page.getByTestId("z-comparisons").count(), 0, "no z-loss claim without its arms");
-      await page.close();
-      continue;
-    }
-    await eventually(async () => assert.ok((await items.count()) > 0, "comparisons shown"));
-    for (const item of await items.all()) {
-      const interval = (await item.getByTestId("interval").textContent()) ?? "";
-      const verdict = (await item.getByTestId("verdict").textContent()) ?? "";
-      assert.match(interval, /95 % interval .+ over \d+ paired seeds|no interval from one seed|no seed trained for both arms yet/, `every comparison states its interval: ${interval}`);
-      if (!/95 % interval/.test(interval)) assert.match(verdict, /not resolved at this scale|no difference resolved/, `no verdict without an interval: ${interval} → ${verdict}`);
-    }
-    if (path === "ablation") {
-      // the first claim (Qiu et al.: global vs micro specialisation) shows what the statistics module computes here
-      const first = (await items.first().getByTestId("interval").textContent()) ?? "";
-      assert.ok(first.startsWith(`${expected.mean >= 0 ? "+" : "−"}${Math.abs(expected.mean).toFixed(3)} bits`), `${first} vs mean ${expected.mean}`);
-      if (expected.low !== null) assert.ok(first.includes(`over ${expected.n} paired seeds`));
-      await page.getByTestId("seed-figure").locator("svg").first().waitFor();
-    }
-    assert.deepEqual(problems, []);
+test(
+  "a missing address gets the lab's 404 page, whose links lead back into the lab",
+  { timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const response = await page.goto(built.site.url + "no/such/page", { waitUntil: "networkidle" });
+    assert.equal(response?.status(), 404);
+    await page.getByRole("heading", { name: "Page not found" }).waitFor();
+    await page.locator("#observablehq-main").getByRole("link", { name: "Router z-loss" }).click();
+    await page.waitForURL(built.site.url + "z-loss");
+    await page.getByRole("heading", { name: "Router z-loss" }).first().waitFor();
     await page.close();
-  }
-});
+  },
+);
+
+test(
+  "ablation and z-loss: every comparison of trained arms states its interval, and its verdict follows from it",
+  { timeout: testTimeout },
+  async () => {
+    // the runs as built into dist/ (the campaign may publish new arms into data/ while tests run)
+    const loaderOutput = readdirSync(`${dist}_file/data`).find((f) => /^ablation\.[0-9a-f]+\.json$/.test(f));
+    assert.ok(loaderOutput, "the ablation data loader's output is in dist/");
+    const runs: { arm: string; seed: number; metrics: { bits: number } }[] = JSON.parse(
+      readFileSync(`${dist}_file/data/${loaderOutput}`, "utf8"),
+    ).runs;
+    const bits = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r.metrics.bits]));
+    const expected = pairedInterval(bits("global"), bits("micro"));
+    for (const [path, list] of [
+      ["ablation", "comparisons"],
+      ["z-loss", "z-comparisons"],
+    ]) {
+      const { page, problems } = await open(path);
+      const items = page.getByTestId(list).locator("[data-testid=comparison]");
+      if (path === "z-loss" && !runs.some((r) => r.arm === "global-z-no-divk" || r.arm === "global-no-z")) {
+        await page.getByTestId("z-arms-missing").waitFor();
+        assert.equal(await page.getByTestId("z-comparisons").count(), 0, "no z-loss claim without its arms");
+        await page.close();
+        continue;
+      }
+      await eventually(async () => assert.ok((await items.count()) > 0, "comparisons shown"));
+      for (const item of await items.all()) {
+        const interval = (await item.getByTestId("interval").textContent()) ?? "";
+        const verdict = (await item.getByTestId("verdict").textContent()) ?? "";
+        assert.match(
+          interval,
+          /95 % interval .+ over \d+ paired seeds|no interval from one seed|no seed trained for both arms yet/,
+          `every comparison states its interval: ${interval}`,
+        );
+        if (!/95 % interval/.test(interval))
+          assert.match(
+            verdict,
+            /not resolved at this scale|no difference resolved/,
+            `no verdict without an interval: ${interval} → ${verdict}`,
+          );
+      }
+      if (path === "ablation") {
+        // the first claim (Qiu et al.: global vs micro specialisation) shows what the statistics module computes here
+        const first = (await items.first().getByTestId("interval").textContent()) ?? "";
+        assert.ok(
+          first.startsWith(`${expected.mean >= 0 ? "+" : "−"}${Math.abs(expected.mean).toFixed(3)} bits`),
+          `${first} vs mean ${expected.mean}`,
+        );
+        if (expected.low !== null) assert.ok(first.includes(`over ${expected.n} paired seeds`));
+        await page.getByTestId("seed-figure").locator("svg").first().waitFor();
+      }
+      assert.deepEqual(problems, []);
+      await page.close();
+    }
+  },
+);
 
 test("cv2: E·Σf² equals 1 + CV²(load) on the page's logits", { timeout: testTimeout }, async () => {
   const { page, problems } = await open("cv2");

@@ -37,11 +37,19 @@ async function open(): Promise<{ page: Page; problems: string[]; requests: strin
   // cells run (later than "network idle" on a loaded machine): wait for both, then
   // record what is requested from here on, which must be nothing.
   await eventually(async () => {
-    assert.ok(seen.some((u) => /logits-worker\.[0-9a-f]+\.js$/.test(u)), "the parsing worker was loaded");
-    assert.ok(seen.some((u) => /ablation\.[0-9a-f]+\.json$/.test(u)), "the reference data was loaded");
+    assert.ok(
+      seen.some((u) => /logits-worker\.[0-9a-f]+\.js$/.test(u)),
+      "the parsing worker was loaded",
+    );
+    assert.ok(
+      seen.some((u) => /ablation\.[0-9a-f]+\.json$/.test(u)),
+      "the reference data was loaded",
+    );
   });
   const requests: string[] = [];
-  page.on("request", (r) => { if (!r.url().startsWith("blob:") && !r.url().startsWith("data:")) requests.push(r.url()); });
+  page.on("request", (r) => {
+    if (!r.url().startsWith("blob:") && !r.url().startsWith("data:")) requests.push(r.url());
+  });
   return { page, problems, requests };
 }
 
@@ -52,9 +60,44 @@ async function drop(page: Page, path: string): Promise<void> {
 const families = ["lbl", "z_loss", "cv2", "max_vio"] as const;
 
 for (const [name, make, args] of [
-  ["safetensors, one tensor per layer, top_k and sequence lengths in metadata", () => save("layers.safetensors", writeSafetensors(Object.fromEntries([0, 1, 2].map((l) => [`model.layers.${l}.router`, { data: logits(1, 600, 16, 10 + l), shape: [600, 16] }])), { top_k: "4", sequence_lengths: "[200, 200, 200]" })), [] as string[]],
-  ["npy [L, T, E], top_k asked for", () => save("stack.npy", writeNpy(logits(2, 500, 8, 3), [2, 500, 8])), ["--top-k", "2"]],
-  ["JSON in the CLI's shape", () => save("small.json", JSON.stringify({ router_logits: [[[0.1, 2, -1, 0.5], [1, 1, 0, -2], [0.3, -0.2, 0.9, 0.1]]], top_k: 2, sequence_lengths: [1, 2] })), []],
+  [
+    "safetensors, one tensor per layer, top_k and sequence lengths in metadata",
+    () =>
+      save(
+        "layers.safetensors",
+        writeSafetensors(
+          Object.fromEntries(
+            [0, 1, 2].map((l) => [`model.layers.${l}.router`, { data: logits(1, 600, 16, 10 + l), shape: [600, 16] }]),
+          ),
+          { top_k: "4", sequence_lengths: "[200, 200, 200]" },
+        ),
+      ),
+    [] as string[],
+  ],
+  [
+    "npy [L, T, E], top_k asked for",
+    () => save("stack.npy", writeNpy(logits(2, 500, 8, 3), [2, 500, 8])),
+    ["--top-k", "2"],
+  ],
+  [
+    "JSON in the CLI's shape",
+    () =>
+      save(
+        "small.json",
+        JSON.stringify({
+          router_logits: [
+            [
+              [0.1, 2, -1, 0.5],
+              [1, 1, 0, -2],
+              [0.3, -0.2, 0.9, 0.1],
+            ],
+          ],
+          top_k: 2,
+          sequence_lengths: [1, 2],
+        }),
+      ),
+    [],
+  ],
 ] as const) {
   test(`valid file: ${name} — the page shows what moe-lab losses prints`, { timeout: testTimeout }, async () => {
     const path = make();
@@ -62,21 +105,37 @@ for (const [name, make, args] of [
     const { page, problems, requests } = await open();
     await drop(page, path);
     await page.waitForSelector("[data-testid=file-description]");
-    if (args.length) await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill(String(args[1]));
+    if (args.length)
+      await page
+        .locator("form", { has: page.locator("label", { hasText: "top_k" }) })
+        .locator("input[type=number]")
+        .fill(String(args[1]));
     await page.getByRole("button", { name: "Compute" }).click();
     await page.waitForSelector("[data-testid=your-losses]");
     for (const family of families) {
       for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
         const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
-        assert.ok(Math.abs(shown - value) <= 1e-6 * Math.max(1, Math.abs(value)), `${family}.${key}: page ${shown} vs CLI ${value}`);
+        assert.ok(
+          Math.abs(shown - value) <= 1e-6 * Math.max(1, Math.abs(value)),
+          `${family}.${key}: page ${shown} vs CLI ${value}`,
+        );
       }
     }
     // the JSON export is the CLI's record
     const href = await page.getByTestId("export-json").getAttribute("href");
     const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
     assert.deepEqual(exported.load, expected.load);
-    for (const family of families) for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) assert.ok(Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)), `export ${family}.${key}`);
-    assert.deepEqual(requests.filter((u) => !u.startsWith("blob:")), [], "no request while the file is processed");
+    for (const family of families)
+      for (const [key, value] of Object.entries(expected[family] as Record<string, number>))
+        assert.ok(
+          Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)),
+          `export ${family}.${key}`,
+        );
+    assert.deepEqual(
+      requests.filter((u) => !u.startsWith("blob:")),
+      [],
+      "no request while the file is processed",
+    );
     assert.deepEqual(problems, []);
     await page.close();
   });
@@ -85,13 +144,49 @@ for (const [name, make, args] of [
 const good = writeSafetensors({ x: { data: logits(2, 50, 8, 1), shape: [2, 50, 8] } }, { top_k: "2" });
 const broken: [string, string, Uint8Array | string, RegExp][] = [
   ["truncated file", "t.npy", writeNpy(logits(2, 50, 8, 1), [2, 50, 8]).slice(0, 900), /truncated/],
-  ["header that lies about its length", "lie.safetensors", (() => { const b = good.slice(); new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true); return b; })(), /header claims/],
-  ["dtype we do not read", "int.safetensors", new TextEncoder().encode(new TextDecoder().decode(good).replace('"F32"', '"I64"')), /dtype I64.*F16, BF16, F32 or F64/],
+  [
+    "header that lies about its length",
+    "lie.safetensors",
+    (() => {
+      const b = good.slice();
+      new DataView(b.buffer).setBigUint64(0, BigInt(b.length), true);
+      return b;
+    })(),
+    /header claims/,
+  ],
+  [
+    "dtype we do not read",
+    "int.safetensors",
+    new TextEncoder().encode(new TextDecoder().decode(good).replace('"F32"', '"I64"')),
+    /dtype I64.*F16, BF16, F32 or F64/,
+  ],
   ["NaN inside", "nan.npy", writeNpy(Float32Array.from([0, 1, NaN, 2]), [2, 2]), /token 1, expert 0 is NaN/],
-  ["inconsistent layer shapes", "ragged.safetensors", writeSafetensors({ "l.0": { data: new Float32Array(16), shape: [2, 8] }, "l.1": { data: new Float32Array(14), shape: [2, 7] } }), /inconsistent layers/],
+  [
+    "inconsistent layer shapes",
+    "ragged.safetensors",
+    writeSafetensors({
+      "l.0": { data: new Float32Array(16), shape: [2, 8] },
+      "l.1": { data: new Float32Array(14), shape: [2, 7] },
+    }),
+    /inconsistent layers/,
+  ],
   ["empty file", "empty.npy", new Uint8Array(0), /is empty/],
-  ["huge header", "huge.safetensors", (() => { const b = new Uint8Array(64); new DataView(b.buffer).setBigUint64(0, 1n << 40n, true); return b; })(), /refused/],
-  ["not what its extension says", "json.npy", '{"router_logits": [[[1, 2]]]}', /named \.npy but its contents look like json/],
+  [
+    "huge header",
+    "huge.safetensors",
+    (() => {
+      const b = new Uint8Array(64);
+      new DataView(b.buffer).setBigUint64(0, 1n << 40n, true);
+      return b;
+    })(),
+    /refused/,
+  ],
+  [
+    "not what its extension says",
+    "json.npy",
+    '{"router_logits": [[[1, 2]]]}',
+    /named \.npy but its contents look like json/,
+  ],
 ];
 
 test("broken files each end in one clear message and the page stays usable", { timeout: testTimeout }, async () => {
@@ -107,7 +202,7 @@ test("broken files each end in one clear message and the page stays usable", { t
       await page.getByRole("button", { name: "Compute" }).click();
       await error.waitFor();
     }
-    assert.match(await error.first().textContent() ?? "", message, what);
+    assert.match((await error.first().textContent()) ?? "", message, what);
   }
   // and a good file still works afterwards
   await drop(page, save("good.safetensors", good));
@@ -136,8 +231,11 @@ test("a file dropped on the drop zone is read like a picked one", { timeout: tes
     zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
   }, Array.from(bytes));
   await page.waitForSelector("[data-testid=file-description]");
-  assert.match(await page.getByTestId("file-description").textContent() ?? "", /dropped\.npy/);
-  await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill("2");
+  assert.match((await page.getByTestId("file-description").textContent()) ?? "", /dropped\.npy/);
+  await page
+    .locator("form", { has: page.locator("label", { hasText: "top_k" }) })
+    .locator("input[type=number]")
+    .fill("2");
   await page.getByRole("button", { name: "Compute" }).click();
   await page.waitForSelector("[data-testid=your-losses]");
   assert.ok(Math.abs(Number(await page.getByTestId("your-lbl.switch").textContent()) - expected.lbl.switch) < 1e-6);
@@ -145,34 +243,44 @@ test("a file dropped on the drop zone is read like a picked one", { timeout: tes
   await page.close();
 });
 
-test("a second file chosen while the first streams shows only the second file's numbers", { timeout: testTimeout }, async () => {
-  // ~256 MiB of float32 logits: long enough to still be streaming when the second file arrives
-  const bigPath = join(dir, "big-first.npy");
-  const tokens = 1 << 20;
-  const head = npyHeader("<f4", [1, tokens, 64]);
-  writeFileSync(bigPath, head);
-  truncateSync(bigPath, head.length + tokens * 64 * 4); // extends with zeros: valid logits
-  const smallPath = save("second.npy", writeNpy(logits(2, 300, 8, 21), [2, 300, 8]));
-  const expected = cli(smallPath, "--top-k", "2");
+test(
+  "a second file chosen while the first streams shows only the second file's numbers",
+  { timeout: testTimeout },
+  async () => {
+    // ~256 MiB of float32 logits: long enough to still be streaming when the second file arrives
+    const bigPath = join(dir, "big-first.npy");
+    const tokens = 1 << 20;
+    const head = npyHeader("<f4", [1, tokens, 64]);
+    writeFileSync(bigPath, head);
+    truncateSync(bigPath, head.length + tokens * 64 * 4); // extends with zeros: valid logits
+    const smallPath = save("second.npy", writeNpy(logits(2, 300, 8, 21), [2, 300, 8]));
+    const expected = cli(smallPath, "--top-k", "2");
 
-  const { page, problems } = await open();
-  await drop(page, bigPath);
-  await page.getByTestId("file-description").filter({ hasText: "big-first.npy" }).waitFor();
-  await page.getByRole("button", { name: "Compute" }).click();
-  await page.locator("progress").waitFor(); // the first file is streaming now
-  await drop(page, smallPath);
-  await page.getByTestId("file-description").filter({ hasText: "second.npy" }).waitFor();
-  await page.locator("form", { has: page.locator("label", { hasText: "top_k" }) }).locator("input[type=number]").fill("2");
-  await page.getByRole("button", { name: "Compute" }).click();
-  await page.waitForSelector("[data-testid=your-losses]");
-  for (const family of families) {
-    for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
-      const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
-      assert.ok(Math.abs(shown - value) <= 1e-6 * Math.max(1, Math.abs(value)), `${family}.${key}: page ${shown} vs CLI ${value} for the second file`);
+    const { page, problems } = await open();
+    await drop(page, bigPath);
+    await page.getByTestId("file-description").filter({ hasText: "big-first.npy" }).waitFor();
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.locator("progress").waitFor(); // the first file is streaming now
+    await drop(page, smallPath);
+    await page.getByTestId("file-description").filter({ hasText: "second.npy" }).waitFor();
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "top_k" }) })
+      .locator("input[type=number]")
+      .fill("2");
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.waitForSelector("[data-testid=your-losses]");
+    for (const family of families) {
+      for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
+        const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
+        assert.ok(
+          Math.abs(shown - value) <= 1e-6 * Math.max(1, Math.abs(value)),
+          `${family}.${key}: page ${shown} vs CLI ${value} for the second file`,
+        );
+      }
     }
-  }
-  assert.equal(await page.getByText("big-first.npy").count(), 0, "nothing about the first file remains on screen");
-  assert.equal(await page.getByTestId("file-error").count(), 0);
-  assert.deepEqual(problems, []);
-  await page.close();
-});
+    assert.equal(await page.getByText("big-first.npy").count(), 0, "nothing about the first file remains on screen");
+    assert.equal(await page.getByTestId("file-error").count(), 0);
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);

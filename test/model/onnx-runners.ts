@@ -16,8 +16,13 @@ export interface ModelOutputs {
 export type Runtime = "onnxruntime-node" | "onnxruntime-web (wasm)";
 export const runtimes: Runtime[] = ["onnxruntime-node", "onnxruntime-web (wasm)"];
 
-export async function runModel(runtime: Runtime, path: string, inputIds: readonly (readonly number[])[]): Promise<ModelOutputs> {
-  const batch = inputIds.length, seq = inputIds[0].length;
+export async function runModel(
+  runtime: Runtime,
+  path: string,
+  inputIds: readonly (readonly number[])[],
+): Promise<ModelOutputs> {
+  const batch = inputIds.length,
+    seq = inputIds[0].length;
   const ids = BigInt64Array.from(inputIds.flat().map((v) => BigInt(v)));
   if (runtime === "onnxruntime-node") {
     const session = await ortNode.InferenceSession.create(path);
@@ -30,8 +35,18 @@ export async function runModel(runtime: Runtime, path: string, inputIds: readonl
   return unpack(out.logits, out.router_logits, out.expert_bias);
 }
 
-function unpack(logits: { data: unknown; dims: readonly number[] }, router: { data: unknown; dims: readonly number[] }, bias?: { data: unknown }): ModelOutputs {
-  return { logits: logits.data as Float32Array, logitsDims: logits.dims, router: router.data as Float32Array, routerDims: router.dims, bias: bias ? (bias.data as Float32Array) : null };
+function unpack(
+  logits: { data: unknown; dims: readonly number[] },
+  router: { data: unknown; dims: readonly number[] },
+  bias?: { data: unknown },
+): ModelOutputs {
+  return {
+    logits: logits.data as Float32Array,
+    logitsDims: logits.dims,
+    router: router.data as Float32Array,
+    routerDims: router.dims,
+    bias: bias ? (bias.data as Float32Array) : null,
+  };
 }
 
 export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -57,6 +72,7 @@ export interface Reference {
 export function firstRows(logits: Float32Array, dims: readonly number[], rows: number): number[] {
   const [batch, seq, vocab] = dims;
   const out: number[] = [];
-  for (let b = 0; b < batch; b++) for (let t = 0; t < rows; t++) for (let v = 0; v < vocab; v++) out.push(logits[(b * seq + t) * vocab + v]);
+  for (let b = 0; b < batch; b++)
+    for (let t = 0; t < rows; t++) for (let v = 0; v < vocab; v++) out.push(logits[(b * seq + t) * vocab + v]);
   return out;
 }

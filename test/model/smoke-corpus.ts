@@ -18,11 +18,19 @@ export function makeSmokeCorpus(prefix: string): { dir: string; corpus: string }
   for (const name of readdirSync(join(root, "data/samples"))) {
     const domain = name.startsWith("prose") ? "prose" : "code";
     const paragraphs = readFileSync(join(root, "data/samples", name), "utf8").split(/\n\s*\n/);
-    paragraphs.forEach((text, i) => (i % 5 === 4 ? lines.heldout : lines.train).push(JSON.stringify({ domain, kind: name, source: `${name}#${i}`, text })));
+    paragraphs.forEach((text, i) =>
+      (i % 5 === 4 ? lines.heldout : lines.train).push(
+        JSON.stringify({ domain, kind: name, source: `${name}#${i}`, text }),
+      ),
+    );
   }
   writeFileSync(join(corpus, "train.jsonl"), Array(8).fill(lines.train.join("\n")).join("\n") + "\n");
   writeFileSync(join(corpus, "heldout.jsonl"), Array(6).fill(lines.heldout.join("\n")).join("\n") + "\n");
-  execFileSync(process.execPath, ["--import", "tsx", "data/recipe/tokenize.ts", "--vocab", "400", "--corpus", corpus, "--out", dir], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  execFileSync(
+    process.execPath,
+    ["--import", "tsx", "data/recipe/tokenize.ts", "--vocab", "400", "--corpus", corpus, "--out", dir],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
   return { dir, corpus };
 }
 

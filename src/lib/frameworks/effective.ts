@@ -12,7 +12,14 @@
 import { lossGradient } from "../losses/gradients.js";
 import type { RouterLogits } from "../types.js";
 import { frameworks, frameworkNames, type FrameworkName, type Shape } from "./catalog.js";
-import { batchAsSeen, coefficients, seenGradients, seenTerms, type FrameworkSettings, type ParallelLayout } from "./simulate.js";
+import {
+  batchAsSeen,
+  coefficients,
+  seenGradients,
+  seenTerms,
+  type FrameworkSettings,
+  type ParallelLayout,
+} from "./simulate.js";
 import { summarizeBatch } from "../summary.js";
 
 /**
@@ -52,7 +59,11 @@ export interface PerLayerStrength {
   readonly beta: number | null;
 }
 
-export function perLayerStrength(settings: FrameworkSettings, shape: Shape, sequenceLengths: readonly number[]): PerLayerStrength {
+export function perLayerStrength(
+  settings: FrameworkSettings,
+  shape: Shape,
+  sequenceLengths: readonly number[],
+): PerLayerStrength {
   const spec = frameworks[settings.framework];
   const { alpha, beta } = coefficients(settings);
   return {
@@ -79,7 +90,12 @@ export interface MeasuredStrength {
   readonly alphaResidual: (number | null)[];
 }
 
-export function measuredStrength(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): MeasuredStrength {
+export function measuredStrength(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): MeasuredStrength {
   // The references are taken on the batch as the framework sees it (pads
   // included when counted), checked once by batchAsSeen.
   const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
@@ -130,7 +146,11 @@ export interface Equivalent {
  * strength as `settings` under the same layout (other frameworks with their
  * default trainer flags).
  */
-export function equivalents(settings: FrameworkSettings, shape: Shape, sequenceLengths: readonly number[]): Equivalent[] {
+export function equivalents(
+  settings: FrameworkSettings,
+  shape: Shape,
+  sequenceLengths: readonly number[],
+): Equivalent[] {
   const strength = perLayerStrength(settings, shape, sequenceLengths);
   return frameworkNames.map((name) => {
     const spec = frameworks[name];
@@ -163,16 +183,26 @@ export interface FrameworkRecord {
   per_layer_beta: number | null;
 }
 
-export function frameworkRecord(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkRecord {
+export function frameworkRecord(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): FrameworkRecord {
   const layout: ParallelLayout = settings.layout ?? { dataParallel: 1, gradientAccumulation: 1 };
   const seen = batchAsSeen(logits, topK, sequenceLengths, settings);
   const { auxLoss, zLoss, alpha, beta } = seenTerms(seen, settings);
   const strength = perLayerStrength(settings, { layers: logits.layers, topK }, seen.sequenceLengths);
   return {
-    name: settings.framework, alpha, beta,
-    data_parallel: layout.dataParallel, gradient_accumulation: layout.gradientAccumulation,
-    aux_loss: auxLoss, z_loss: zLoss,
+    name: settings.framework,
+    alpha,
+    beta,
+    data_parallel: layout.dataParallel,
+    gradient_accumulation: layout.gradientAccumulation,
+    aux_loss: auxLoss,
+    z_loss: zLoss,
     pad_tokens: seen.logits.tokens - logits.tokens,
-    per_layer_alpha: strength.alpha, per_layer_beta: strength.beta,
+    per_layer_alpha: strength.alpha,
+    per_layer_beta: strength.beta,
   };
 }

@@ -79,19 +79,32 @@ export function microBatchSlices(sequenceLengths: readonly number[], layout: Par
     for (let rank = 0; rank < dataParallel; rank++) {
       const firstSequence = (step * dataParallel + rank) * perMicroBatch;
       const endSequence = firstSequence + perMicroBatch;
-      slices.push({ rank, step, firstSequence, endSequence, firstToken: offsets[firstSequence], endToken: offsets[endSequence] });
+      slices.push({
+        rank,
+        step,
+        firstSequence,
+        endSequence,
+        firstToken: offsets[firstSequence],
+        endToken: offsets[endSequence],
+      });
     }
   }
   return slices;
 }
 
 export function validateLayout(layout: ParallelLayout, sequences: number): void {
-  for (const [name, value] of [["data-parallel size", layout.dataParallel], ["gradient-accumulation steps", layout.gradientAccumulation]] as const) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new LabInputError(`the ${name} must be a positive integer; got ${value}`);
+  for (const [name, value] of [
+    ["data-parallel size", layout.dataParallel],
+    ["gradient-accumulation steps", layout.gradientAccumulation],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new LabInputError(`the ${name} must be a positive integer; got ${value}`);
   }
   const parts = layout.dataParallel * layout.gradientAccumulation;
   if (sequences % parts !== 0) {
-    throw new LabInputError(`${sequences} sequence${sequences === 1 ? "" : "s"} cannot be split into ${layout.dataParallel} rank${layout.dataParallel === 1 ? "" : "s"} × ${layout.gradientAccumulation} micro-batch${layout.gradientAccumulation === 1 ? "" : "es"} of equal size: DP × GA must divide the number of sequences`);
+    throw new LabInputError(
+      `${sequences} sequence${sequences === 1 ? "" : "s"} cannot be split into ${layout.dataParallel} rank${layout.dataParallel === 1 ? "" : "s"} × ${layout.gradientAccumulation} micro-batch${layout.gradientAccumulation === 1 ? "" : "es"} of equal size: DP × GA must divide the number of sequences`,
+    );
   }
 }
 
@@ -105,7 +118,11 @@ export function validateLayout(layout: ParallelLayout, sequences: number): void 
  * `load_balancing_loss_func` without `attention_mask`); masked pads are the
  * unpadded batch.
  */
-export function padSequences(logits: RouterLogits, sequenceLengths: readonly number[], tokensPerSequence: number): { logits: RouterLogits; sequenceLengths: number[]; padTokens: number } {
+export function padSequences(
+  logits: RouterLogits,
+  sequenceLengths: readonly number[],
+  tokensPerSequence: number,
+): { logits: RouterLogits; sequenceLengths: number[]; padTokens: number } {
   const longest = Math.max(...sequenceLengths);
   if (!Number.isSafeInteger(tokensPerSequence) || tokensPerSequence < longest) {
     throw new LabInputError(`pad to at least the longest sequence (${longest} tokens); got ${tokensPerSequence}`);
@@ -117,14 +134,22 @@ export function padSequences(logits: RouterLogits, sequenceLengths: readonly num
   for (let l = 0; l < layers; l++) {
     for (let s = 0; s < sequenceLengths.length; s++) {
       const from = (l * tokens + offsets[s]) * experts;
-      data.set(logits.data.subarray(from, from + sequenceLengths[s] * experts), (l * padded + s * tokensPerSequence) * experts);
+      data.set(
+        logits.data.subarray(from, from + sequenceLengths[s] * experts),
+        (l * padded + s * tokensPerSequence) * experts,
+      );
     }
   }
-  return { logits: { data, layers, tokens: padded, experts }, sequenceLengths: sequenceLengths.map(() => tokensPerSequence), padTokens: padded - tokens };
+  return {
+    logits: { data, layers, tokens: padded, experts },
+    sequenceLengths: sequenceLengths.map(() => tokensPerSequence),
+    padTokens: padded - tokens,
+  };
 }
 
 export function validateCoefficient(name: string, value: number): void {
-  if (!Number.isFinite(value) || value < 0) throw new LabInputError(`${name} must be a finite number ≥ 0; got ${value}`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new LabInputError(`${name} must be a finite number ≥ 0; got ${value}`);
 }
 
 /** A weighted sum of router scores over rows `[start, end)` of one layer. */
@@ -172,8 +197,10 @@ export function coefficients(settings: FrameworkSettings): { alpha: number; beta
   const beta = settings.beta ?? spec.zLoss?.defaultCoefficient ?? 0;
   validateCoefficient("the load-balancing coefficient", alpha);
   validateCoefficient("the z-loss coefficient", beta);
-  if (settings.alpha !== undefined && !spec.lbl) throw new LabInputError(`${spec.label} adds no load-balancing loss, so it takes no load-balancing coefficient`);
-  if (settings.beta !== undefined && !spec.zLoss) throw new LabInputError(`${spec.label} has no router z-loss, so it takes no z-loss coefficient`);
+  if (settings.alpha !== undefined && !spec.lbl)
+    throw new LabInputError(`${spec.label} adds no load-balancing loss, so it takes no load-balancing coefficient`);
+  if (settings.beta !== undefined && !spec.zLoss)
+    throw new LabInputError(`${spec.label} has no router z-loss, so it takes no z-loss coefficient`);
   return { alpha, beta };
 }
 
@@ -188,15 +215,28 @@ export interface SeenBatch extends LogitsBatch {
  * `padTo` is set. The input is checked here, once; what comes out needs no
  * second check.
  */
-export function batchAsSeen(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): SeenBatch {
+export function batchAsSeen(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): SeenBatch {
   validateBatch(logits, { topK, sequenceLengths });
-  const seen = settings.padTo === undefined ? { logits, sequenceLengths, padTokens: 0 } : padSequences(logits, sequenceLengths, settings.padTo);
+  const seen =
+    settings.padTo === undefined
+      ? { logits, sequenceLengths, padTokens: 0 }
+      : padSequences(logits, sequenceLengths, settings.padTo);
   // Valid input padded with valid (all-equal) rows is valid: mark it checked without a second scan.
   return markChecked({ ...seen, topK });
 }
 
 /** Values and exact gradients of what the framework adds, on the batch as it sees it (`batchAsSeen`). */
-export function frameworkGradients(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkGradients {
+export function frameworkGradients(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): FrameworkGradients {
   return seenGradients(batchAsSeen(logits, topK, sequenceLengths, settings), settings);
 }
 
@@ -206,13 +246,26 @@ export function seenGradients(seen: SeenBatch, settings: FrameworkSettings): Fra
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   const auxGradient = new Float64Array(logits.data.length);
   const zGradient = new Float64Array(logits.data.length);
-  const auxLoss = evaluate(logits, terms.filter((t) => t.kind === "lbl"), auxGradient);
-  const zLoss = evaluate(logits, terms.filter((t) => t.kind === "z"), zGradient);
+  const auxLoss = evaluate(
+    logits,
+    terms.filter((t) => t.kind === "lbl"),
+    auxGradient,
+  );
+  const zLoss = evaluate(
+    logits,
+    terms.filter((t) => t.kind === "z"),
+    zGradient,
+  );
   return { auxLoss, zLoss, alpha, beta, auxGradient, zGradient };
 }
 
 /** Values only. */
-export function frameworkTerms(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): FrameworkTerms {
+export function frameworkTerms(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): FrameworkTerms {
   return seenTerms(batchAsSeen(logits, topK, sequenceLengths, settings), settings);
 }
 
@@ -221,9 +274,18 @@ export function seenTerms(seen: SeenBatch, settings: FrameworkSettings): Framewo
   const { logits, topK, sequenceLengths } = seen;
   const { terms, alpha, beta } = buildTerms(logits, topK, sequenceLengths, settings);
   return {
-    auxLoss: evaluate(logits, terms.filter((t) => t.kind === "lbl"), null),
-    zLoss: evaluate(logits, terms.filter((t) => t.kind === "z"), null),
-    alpha, beta,
+    auxLoss: evaluate(
+      logits,
+      terms.filter((t) => t.kind === "lbl"),
+      null,
+    ),
+    zLoss: evaluate(
+      logits,
+      terms.filter((t) => t.kind === "z"),
+      null,
+    ),
+    alpha,
+    beta,
   };
 }
 
@@ -235,7 +297,12 @@ interface LocalCounts {
   readonly total: Float64Array[];
 }
 
-function countSlice(logits: RouterLogits, topK: number, offsets: readonly number[], slice: MicroBatchSlice): LocalCounts {
+function countSlice(
+  logits: RouterLogits,
+  topK: number,
+  offsets: readonly number[],
+  slice: MicroBatchSlice,
+): LocalCounts {
   const { layers, tokens, experts, data } = logits;
   const chosen = new Int32Array(topK);
   const row = new Float64Array(experts);
@@ -265,11 +332,18 @@ function countSlice(logits: RouterLogits, topK: number, offsets: readonly number
 }
 
 /** The batch must already be as the framework sees it: `batchAsSeen` validated it (once: the value scan is the costly part). */
-function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonly number[], settings: FrameworkSettings): { terms: Term[]; alpha: number; beta: number } {
+function buildTerms(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths: readonly number[],
+  settings: FrameworkSettings,
+): { terms: Term[]; alpha: number; beta: number } {
   const spec = frameworks[settings.framework];
   if (!spec) throw new LabInputError(`unknown framework '${settings.framework}'`);
   if (spec.supportedTopK && !spec.supportedTopK.includes(topK)) {
-    throw new LabInputError(`${spec.label} has only top-${spec.supportedTopK.join(" and top-")} routers; these logits use top-${topK}`);
+    throw new LabInputError(
+      `${spec.label} has only top-${spec.supportedTopK.join(" and top-")} routers; these logits use top-${topK}`,
+    );
   }
   const { alpha, beta } = coefficients(settings);
   const layout = settings.layout ?? { dataParallel: 1, gradientAccumulation: 1 };
@@ -291,9 +365,17 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
   // Megatron's per-token mode scales each micro-batch's term by its token count
   // and divides every gradient by the global token count (finalize_model_grads,
   // #5047): the same as 1/(GA·DP) when micro-batches hold equal token counts.
-  const trainerScale = (slice: MicroBatchSlice) => (settings.perTokenLoss ? (slice.endToken - slice.firstToken) / totalTokens : ddp / ga);
+  const trainerScale = (slice: MicroBatchSlice) =>
+    settings.perTokenLoss ? (slice.endToken - slice.firstToken) / totalTokens : ddp / ga;
 
-  const lblTerm = (layer: number, start: number, end: number, weights: Float64Array, scale: number, score: ScoreTerm["score"] = "softmax"): void => {
+  const lblTerm = (
+    layer: number,
+    start: number,
+    end: number,
+    weights: Float64Array,
+    scale: number,
+    score: ScoreTerm["score"] = "softmax",
+  ): void => {
     if (scale !== 0) terms.push({ kind: "lbl", layer, start, end, weights, scale, score });
   };
   const zTerm = (layer: number, start: number, end: number, scale: number): void => {
@@ -311,7 +393,13 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
     switch (settings.framework) {
       case "megatron":
         for (let l = 0; l < layers; l++) {
-          lblTerm(l, slice.firstToken, slice.endToken, local.total[l], (meanOfMicroBatches * alpha * experts) / (topK * T * T));
+          lblTerm(
+            l,
+            slice.firstToken,
+            slice.endToken,
+            local.total[l],
+            (meanOfMicroBatches * alpha * experts) / (topK * T * T),
+          );
           zTerm(l, slice.firstToken, slice.endToken, (meanOfMicroBatches * beta) / T);
         }
         break;
@@ -319,7 +407,13 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
         for (let l = 0; l < layers; l++) {
           for (let s = slice.firstSequence; s < slice.endSequence; s++) {
             const Ts = lengthOf(s);
-            lblTerm(l, offsets[s], offsets[s + 1], local.bySequence[l][s - slice.firstSequence], (meanOfMicroBatches * alpha * experts) / (topK * Ts * Ts * sequences));
+            lblTerm(
+              l,
+              offsets[s],
+              offsets[s + 1],
+              local.bySequence[l][s - slice.firstSequence],
+              (meanOfMicroBatches * alpha * experts) / (topK * Ts * Ts * sequences),
+            );
           }
           zTerm(l, slice.firstToken, slice.endToken, (meanOfMicroBatches * beta) / T);
         }
@@ -327,7 +421,8 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
       case "megatron-global": {
         if (slice.rank === 0) {
           // All-reduce over the data-parallel ranks of this micro-step, into the buffer.
-          for (let l = 0; l < layers; l++) for (let j = 0; j < dp; j++) for (let e = 0; e < experts; e++) buffer[l][e] += counts[i + j].total[l][e];
+          for (let l = 0; l < layers; l++)
+            for (let j = 0; j < dp; j++) for (let e = 0; e < experts; e++) buffer[l][e] += counts[i + j].total[l][e];
         }
         const stepsSoFar = slice.step + 1;
         // Megatron divides by the global token count squared: (DP·T)². The
@@ -335,7 +430,13 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
         const tokenSquare = settings.intended ? dp * T * T : dp * T * dp * T;
         for (let l = 0; l < layers; l++) {
           const averaged = buffer[l].map((c) => c / stepsSoFar);
-          lblTerm(l, slice.firstToken, slice.endToken, averaged, (meanOfMicroBatches * alpha * experts) / (topK * tokenSquare));
+          lblTerm(
+            l,
+            slice.firstToken,
+            slice.endToken,
+            averaged,
+            (meanOfMicroBatches * alpha * experts) / (topK * tokenSquare),
+          );
           zTerm(l, slice.firstToken, slice.endToken, (meanOfMicroBatches * beta) / T);
         }
         break;
@@ -343,7 +444,13 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
       case "megablocks":
       case "olmoe":
         for (let l = 0; l < layers; l++) {
-          lblTerm(l, slice.firstToken, slice.endToken, local.total[l], (meanOfMicroBatches * alpha * experts) / (layers * topK * T * T));
+          lblTerm(
+            l,
+            slice.firstToken,
+            slice.endToken,
+            local.total[l],
+            (meanOfMicroBatches * alpha * experts) / (layers * topK * T * T),
+          );
           const divideByK = settings.framework === "olmoe" ? topK : 1;
           zTerm(l, slice.firstToken, slice.endToken, (meanOfMicroBatches * beta) / (layers * T * divideByK));
         }
@@ -351,10 +458,21 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
       case "olmo-core": {
         // The rank's label tokens over all its micro-batches (tokens minus one per sequence).
         let labelTokens = 0;
-        for (const other of slices) if (other.rank === slice.rank) labelTokens += other.endToken - other.firstToken - (other.endSequence - other.firstSequence);
-        if (labelTokens === 0) throw new LabInputError("every sequence has one token, so OLMo-core's trainer would divide by zero label tokens");
+        for (const other of slices)
+          if (other.rank === slice.rank)
+            labelTokens += other.endToken - other.firstToken - (other.endSequence - other.firstSequence);
+        if (labelTokens === 0)
+          throw new LabInputError(
+            "every sequence has one token, so OLMo-core's trainer would divide by zero label tokens",
+          );
         for (let l = 0; l < layers; l++) {
-          lblTerm(l, slice.firstToken, slice.endToken, local.total[l], (ddp * alpha * experts) / (layers * topK * T * labelTokens));
+          lblTerm(
+            l,
+            slice.firstToken,
+            slice.endToken,
+            local.total[l],
+            (ddp * alpha * experts) / (layers * topK * T * labelTokens),
+          );
           zTerm(l, slice.firstToken, slice.endToken, (ddp * beta) / (layers * labelTokens));
         }
         break;
@@ -364,14 +482,22 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
         // Not ÷ GA in the Trainer for these models; × world size with average_tokens_across_devices.
         const hfScale = settings.intended ? meanOfMicroBatches : ddp * (settings.averageTokensAcrossDevices ? dp : 1);
         const tokenFraction = new Float64Array(experts);
-        for (let l = 0; l < layers; l++) for (let e = 0; e < experts; e++) tokenFraction[e] += local.total[l][e] / (layers * T);
-        for (let l = 0; l < layers; l++) lblTerm(l, slice.firstToken, slice.endToken, tokenFraction, (hfScale * alpha * experts) / (layers * T));
+        for (let l = 0; l < layers; l++)
+          for (let e = 0; e < experts; e++) tokenFraction[e] += local.total[l][e] / (layers * T);
+        for (let l = 0; l < layers; l++)
+          lblTerm(l, slice.firstToken, slice.endToken, tokenFraction, (hfScale * alpha * experts) / (layers * T));
         break;
       }
       case "openmoe":
         for (let l = 0; l < layers; l++) {
           // E² · mean_e(f·P) with token fractions f = c/T: E · Σ_e (c_e/T)(Σ_t p/T).
-          lblTerm(l, slice.firstToken, slice.endToken, local.total[l], (meanOfMicroBatches * alpha * experts) / (layers * T * T));
+          lblTerm(
+            l,
+            slice.firstToken,
+            slice.endToken,
+            local.total[l],
+            (meanOfMicroBatches * alpha * experts) / (layers * T * T),
+          );
           zTerm(l, slice.firstToken, slice.endToken, (meanOfMicroBatches * beta) / (layers * T));
         }
         break;
@@ -379,7 +505,14 @@ function buildTerms(logits: RouterLogits, topK: number, sequenceLengths: readonl
         for (let l = 0; l < layers; l++) {
           for (let s = slice.firstSequence; s < slice.endSequence; s++) {
             const Ts = lengthOf(s);
-            lblTerm(l, offsets[s], offsets[s + 1], local.bySequence[l][s - slice.firstSequence], (meanOfMicroBatches * alpha * experts) / (topK * Ts * Ts * sequences), "normalised-sigmoid");
+            lblTerm(
+              l,
+              offsets[s],
+              offsets[s + 1],
+              local.bySequence[l][s - slice.firstSequence],
+              (meanOfMicroBatches * alpha * experts) / (topK * Ts * Ts * sequences),
+              "normalised-sigmoid",
+            );
           }
         }
         break;
@@ -417,7 +550,8 @@ function evaluate(logits: RouterLogits, terms: readonly Term[], gradient: Float6
         let expected = 0;
         for (let e = 0; e < experts; e++) expected += term.weights[e] * q[e];
         value += term.scale * expected;
-        if (gradient) for (let e = 0; e < experts; e++) gradient[offset + e] += term.scale * q[e] * (term.weights[e] - expected);
+        if (gradient)
+          for (let e = 0; e < experts; e++) gradient[offset + e] += term.scale * q[e] * (term.weights[e] - expected);
       } else {
         // q_e = σ(x_e) / Σ σ: ∂/∂x_j Σ_e w_e q_e = σ'(x_j)/S · (w_j − Σ_e w_e q_e)
         let sum = 0;
@@ -430,7 +564,9 @@ function evaluate(logits: RouterLogits, terms: readonly Term[], gradient: Float6
         let expected = 0;
         for (let e = 0; e < experts; e++) expected += term.weights[e] * (q[e] /= sum);
         value += term.scale * expected;
-        if (gradient) for (let e = 0; e < experts; e++) gradient[offset + e] += (term.scale * slope[e] * (term.weights[e] - expected)) / sum;
+        if (gradient)
+          for (let e = 0; e < experts; e++)
+            gradient[offset + e] += (term.scale * slope[e] * (term.weights[e] - expected)) / sum;
       }
     }
   }

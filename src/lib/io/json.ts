@@ -22,9 +22,12 @@ export function readJson(text: string, name = "the JSON file"): LogitsInput {
   if (!("router_logits" in record)) throw new LabInputError(`${name} has no "router_logits" field`);
   const { shape, values } = flattenNumbers(record.router_logits, name);
   const { logits, sequenceLengths } = logitsFromTensor(shape, values, `"router_logits" in ${name}`);
-  const input: { logits: typeof logits; topK?: number; sequenceLengths?: number[]; microBatchSequences?: number } = { logits };
+  const input: { logits: typeof logits; topK?: number; sequenceLengths?: number[]; microBatchSequences?: number } = {
+    logits,
+  };
   if (record.top_k !== undefined) input.topK = integerField(record.top_k, "top_k", name);
-  if (record.micro_batch_sequences !== undefined) input.microBatchSequences = integerField(record.micro_batch_sequences, "micro_batch_sequences", name);
+  if (record.micro_batch_sequences !== undefined)
+    input.microBatchSequences = integerField(record.micro_batch_sequences, "micro_batch_sequences", name);
   if (record.sequence_lengths !== undefined) {
     const lengths = record.sequence_lengths;
     if (!Array.isArray(lengths) || !lengths.every((n) => typeof n === "number" && Number.isInteger(n))) {
@@ -48,7 +51,10 @@ function flattenNumbers(value: unknown, file: string): { shape: number[]; values
     shape.push(level.length);
     // router logits have 2 to 4 dimensions: stop before a deep nesting can
     // exhaust the stack in the walk below
-    if (shape.length > 4) throw new LabInputError(`"router_logits" in ${file} is nested more than 4 lists deep; expected [tokens][experts], [layers][tokens][experts] or [layers][batch][sequence][experts]`);
+    if (shape.length > 4)
+      throw new LabInputError(
+        `"router_logits" in ${file} is nested more than 4 lists deep; expected [tokens][experts], [layers][tokens][experts] or [layers][batch][sequence][experts]`,
+      );
     if (level.length === 0) break;
   }
   if (shape.length === 0) throw new LabInputError(`"router_logits" in ${file} must be a nested list of numbers`);
@@ -57,14 +63,18 @@ function flattenNumbers(value: unknown, file: string): { shape: number[]; values
   const walk = (node: unknown, depth: number, path: number[]): void => {
     if (depth === shape.length) {
       if (typeof node !== "number") {
-        throw new LabInputError(`"router_logits" in ${file} holds ${preview(node)} at [${path.join("][")}]; every logit must be a number (NaN and Infinity are not JSON)`);
+        throw new LabInputError(
+          `"router_logits" in ${file} holds ${preview(node)} at [${path.join("][")}]; every logit must be a number (NaN and Infinity are not JSON)`,
+        );
       }
       values[at++] = node;
       return;
     }
     if (!Array.isArray(node) || node.length !== shape[depth]) {
       const got = Array.isArray(node) ? `${node.length} entries` : preview(node);
-      throw new LabInputError(`"router_logits" in ${file} is ragged: [${path.join("][")}] has ${got}, expected ${shape[depth]} (as [${path.map(() => 0).join("][")}] has)`);
+      throw new LabInputError(
+        `"router_logits" in ${file} is ragged: [${path.join("][")}] has ${got}, expected ${shape[depth]} (as [${path.map(() => 0).join("][")}] has)`,
+      );
     }
     for (let i = 0; i < node.length; i++) walk(node[i], depth + 1, [...path, i]);
   };

@@ -4,7 +4,14 @@
  * float32 and float64 in either byte order, C or Fortran order.
  */
 import { LabInputError } from "../types.js";
-import { decodeFloats, elementBytes, elementCount, logitsFromTensor, type ElementType, type LogitsInput } from "./tensor.js";
+import {
+  decodeFloats,
+  elementBytes,
+  elementCount,
+  logitsFromTensor,
+  type ElementType,
+  type LogitsInput,
+} from "./tensor.js";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -40,40 +47,65 @@ export function parseNpyHeader(head: Uint8Array, fileSize: number, name = "the .
   if (!isNpy(head)) throw new LabInputError(`${name} is not a .npy file: it does not start with the bytes \\x93NUMPY`);
   if (head.length < 10) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
   const major = head[6];
-  if (major < 1 || major > 3) throw new LabInputError(`${name} uses .npy format version ${major}; versions 1 to 3 are read`);
+  if (major < 1 || major > 3)
+    throw new LabInputError(`${name} uses .npy format version ${major}; versions 1 to 3 are read`);
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
   if (head.length < 8 + lengthBytes) throw new LabInputError(`${name} is truncated: it ends inside the .npy preamble`);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = 8 + lengthBytes + headerLength;
   if (dataStart > fileSize) {
-    throw new LabInputError(`${name} is truncated: its header claims ${headerLength} bytes but the file ends after ${fileSize - 8 - lengthBytes}`);
+    throw new LabInputError(
+      `${name} is truncated: its header claims ${headerLength} bytes but the file ends after ${fileSize - 8 - lengthBytes}`,
+    );
   }
-  if (dataStart > head.length) throw new LabInputError(`${name} has a ${headerLength}-byte header, more than the ${head.length} bytes read for it`);
+  if (dataStart > head.length)
+    throw new LabInputError(
+      `${name} has a ${headerLength}-byte header, more than the ${head.length} bytes read for it`,
+    );
   const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(head.subarray(8 + lengthBytes, dataStart));
 
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new LabInputError(`${name} has a malformed .npy header (expected 'descr', 'fortran_order' and 'shape'): ${JSON.stringify(header.trim().slice(0, 120))}`);
+    throw new LabInputError(
+      `${name} has a malformed .npy header (expected 'descr', 'fortran_order' and 'shape'): ${JSON.stringify(header.trim().slice(0, 120))}`,
+    );
   }
   const byteOrder = descr[0];
   const type = descrTypes[descr.slice(1)];
   if (!type || !"<>|=".includes(byteOrder)) {
-    throw new LabInputError(`${name} holds dtype '${descr}'; router logits are read as float16, float32 or float64 ('<f2', '<f4', '<f8')`);
+    throw new LabInputError(
+      `${name} holds dtype '${descr}'; router logits are read as float16, float32 or float64 ('<f2', '<f4', '<f8')`,
+    );
   }
-  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => (/^\d+L?$/.test(s) ? Number.parseInt(s, 10) : NaN));
+  const shape = shapeText
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((s) => (/^\d+L?$/.test(s) ? Number.parseInt(s, 10) : NaN));
   const count = elementCount(shape, name);
   const needed = count * elementBytes[type];
   const available = fileSize - dataStart;
   if (available < needed) {
-    throw new LabInputError(`${name} is truncated: shape (${shape.join(", ")}) of ${descr} needs ${needed} bytes of data, the file holds ${available}`);
+    throw new LabInputError(
+      `${name} is truncated: shape (${shape.join(", ")}) of ${descr} needs ${needed} bytes of data, the file holds ${available}`,
+    );
   }
   if (available > needed) {
-    throw new LabInputError(`${name} has ${available - needed} bytes after the array that its header does not account for`);
+    throw new LabInputError(
+      `${name} has ${available - needed} bytes after the array that its header does not account for`,
+    );
   }
-  return { dataStart, shape, type, littleEndian: byteOrder !== ">", fortranOrder: fortran === "True" && shape.length > 1, count };
+  return {
+    dataStart,
+    shape,
+    type,
+    littleEndian: byteOrder !== ">",
+    fortranOrder: fortran === "True" && shape.length > 1,
+    count,
+  };
 }
 
 export function readNpy(bytes: Uint8Array, name = "the .npy file"): LogitsInput {

@@ -10,7 +10,10 @@ import { LabInputError } from "../types.js";
 export function describeReadError(error: unknown): string {
   if (error instanceof LabInputError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof RangeError && /Array buffer allocation failed|Invalid (typed )?array length|out of memory/i.test(message)) {
+  if (
+    error instanceof RangeError &&
+    /Array buffer allocation failed|Invalid (typed )?array length|out of memory/i.test(message)
+  ) {
     return `this file needs more memory than this browser tab could allocate (${message})`;
   }
   return `unexpected error, please report it: ${message}`;

@@ -10,7 +10,8 @@ import type { LogitsInput } from "./tensor.js";
 
 export type LogitsFormat = "json" | "npy" | "safetensors";
 
-export const supportedFormats = "JSON (.json), NumPy (.npy: float16/32/64) and safetensors (.safetensors: F16, BF16, F32, F64)";
+export const supportedFormats =
+  "JSON (.json), NumPy (.npy: float16/32/64) and safetensors (.safetensors: F16, BF16, F32, F64)";
 
 export function formatOfName(name: string): LogitsFormat | undefined {
   const lower = name.toLowerCase();
@@ -25,7 +26,17 @@ export function sniffFormat(bytes: Uint8Array): LogitsFormat | undefined {
   if (isNpy(bytes)) return "npy";
   if (looksLikeSafetensors(bytes)) return "safetensors";
   let i = 0;
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09 || bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
+  while (
+    i < bytes.length &&
+    (bytes[i] === 0x20 ||
+      bytes[i] === 0x0a ||
+      bytes[i] === 0x0d ||
+      bytes[i] === 0x09 ||
+      bytes[i] === 0xef ||
+      bytes[i] === 0xbb ||
+      bytes[i] === 0xbf)
+  )
+    i++;
   if (bytes[i] === 0x7b) return "json";
   return undefined;
 }
@@ -37,7 +48,9 @@ export function checkedFormat(head: Uint8Array, name: string): LogitsFormat {
   const format = named ?? sniffed;
   if (!format) throw new LabInputError(`cannot tell what ${name} holds; readable formats: ${supportedFormats}`);
   if (named && sniffed && named !== sniffed) {
-    throw new LabInputError(`${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`);
+    throw new LabInputError(
+      `${name} is named .${named} but its contents look like ${sniffed}; rename it or check the file`,
+    );
   }
   return format;
 }

@@ -7,7 +7,14 @@
  * `sequence_lengths` (JSON list) and `micro_batch_sequences` are read too.
  */
 import { LabInputError, decimalInteger, type FloatArray } from "../types.js";
-import { decodeFloats, elementBytes, elementCount, logitsFromTensor, type ElementType, type LogitsInput } from "./tensor.js";
+import {
+  decodeFloats,
+  elementBytes,
+  elementCount,
+  logitsFromTensor,
+  type ElementType,
+  type LogitsInput,
+} from "./tensor.js";
 
 /** Headers beyond this are refused rather than parsed: no real logits file needs one. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -38,17 +45,28 @@ export interface SafetensorsHeader {
 }
 
 /** Parses the header from the first `8 + N` bytes; `fileSize` bounds every tensor. */
-export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name = "the .safetensors file"): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  head: Uint8Array,
+  fileSize: number,
+  name = "the .safetensors file",
+): SafetensorsHeader {
   if (head.length < 8) throw new LabInputError(`${name} is too short to be a .safetensors file (${head.length} bytes)`);
   const declared = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
   if (declared > BigInt(MAX_HEADER_BYTES)) {
-    throw new LabInputError(`${name} declares a ${declared}-byte header; headers over ${MAX_HEADER_BYTES} bytes are refused (is this really a .safetensors file?)`);
+    throw new LabInputError(
+      `${name} declares a ${declared}-byte header; headers over ${MAX_HEADER_BYTES} bytes are refused (is this really a .safetensors file?)`,
+    );
   }
   const headerLength = Number(declared);
   if (8 + headerLength > fileSize) {
-    throw new LabInputError(`${name} is truncated or not a .safetensors file: its header claims ${headerLength} bytes, but only ${fileSize - 8} follow`);
+    throw new LabInputError(
+      `${name} is truncated or not a .safetensors file: its header claims ${headerLength} bytes, but only ${fileSize - 8} follow`,
+    );
   }
-  if (8 + headerLength > head.length) throw new LabInputError(`${name}: header of ${headerLength} bytes is longer than the ${head.length - 8} bytes read for it`);
+  if (8 + headerLength > head.length)
+    throw new LabInputError(
+      `${name}: header of ${headerLength} bytes is longer than the ${head.length - 8} bytes read for it`,
+    );
   let header: Record<string, unknown>;
   let text: string;
   try {
@@ -76,10 +94,14 @@ export function parseSafetensorsHeader(head: Uint8Array, fileSize: number, name 
     const first = entries[0];
     for (const entry of entries) {
       if (entry.shape.length !== 2) {
-        throw new LabInputError(`${name} holds ${entries.length} tensors, so each should be one layer shaped [tokens, experts]; '${entry.name}' has shape [${entry.shape.join(", ")}]`);
+        throw new LabInputError(
+          `${name} holds ${entries.length} tensors, so each should be one layer shaped [tokens, experts]; '${entry.name}' has shape [${entry.shape.join(", ")}]`,
+        );
       }
       if (entry.shape[0] !== first.shape[0] || entry.shape[1] !== first.shape[1]) {
-        throw new LabInputError(`inconsistent layers in ${name}: '${entry.name}' has shape [${entry.shape.join(", ")}], '${first.name}' has [${first.shape.join(", ")}]`);
+        throw new LabInputError(
+          `inconsistent layers in ${name}: '${entry.name}' has shape [${entry.shape.join(", ")}], '${first.name}' has [${first.shape.join(", ")}]`,
+        );
       }
     }
   }
@@ -98,13 +120,18 @@ function checkContiguous(entries: readonly TensorEntry[], dataLength: number, fi
   let at = 0;
   for (const entry of byOffset) {
     if (entry.begin !== at) {
-      throw new LabInputError(entry.begin < at
-        ? `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, inside the bytes of another tensor (overlapping data_offsets)`
-        : `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, leaving bytes ${at}–${entry.begin} unaccounted for (data_offsets must be contiguous)`);
+      throw new LabInputError(
+        entry.begin < at
+          ? `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, inside the bytes of another tensor (overlapping data_offsets)`
+          : `${file}: tensor '${entry.name}' starts at byte ${entry.begin} of the data, leaving bytes ${at}–${entry.begin} unaccounted for (data_offsets must be contiguous)`,
+      );
     }
     at = entry.end;
   }
-  if (at !== dataLength) throw new LabInputError(`${file} has ${dataLength - at} bytes after its last tensor that its header does not account for`);
+  if (at !== dataLength)
+    throw new LabInputError(
+      `${file} has ${dataLength - at} bytes after its last tensor that its header does not account for`,
+    );
 }
 
 /** The first key that appears twice in one object of a JSON text, or null. */
@@ -152,10 +179,19 @@ export function safetensorsShape(header: SafetensorsHeader): number[] {
 export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file"): LogitsInput {
   const header = parseSafetensorsHeader(bytes, bytes.length, name);
   const decode = (entry: TensorEntry): FloatArray =>
-    decodeFloats(bytes, header.dataStart + entry.begin, (entry.end - entry.begin) / elementBytes[entry.type], entry.type);
+    decodeFloats(
+      bytes,
+      header.dataStart + entry.begin,
+      (entry.end - entry.begin) / elementBytes[entry.type],
+      entry.type,
+    );
   let result: Pick<LogitsInput, "logits" | "sequenceLengths">;
   if (header.entries.length === 1) {
-    result = logitsFromTensor(header.entries[0].shape, decode(header.entries[0]), `tensor '${header.entries[0].name}' in ${name}`);
+    result = logitsFromTensor(
+      header.entries[0].shape,
+      decode(header.entries[0]),
+      `tensor '${header.entries[0].name}' in ${name}`,
+    );
   } else {
     const perLayer = header.entries[0].shape[0] * header.entries[0].shape[1];
     const stacked = new Float32Array(perLayer * header.entries.length);
@@ -167,11 +203,21 @@ export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file
 
 function parseEntry(key: string, value: unknown, dataLength: number, file: string): TensorEntry {
   const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-  if (!v || typeof v !== "object" || typeof v.dtype !== "string" || !Array.isArray(v.shape) || !Array.isArray(v.data_offsets) || v.data_offsets.length !== 2) {
+  if (
+    !v ||
+    typeof v !== "object" ||
+    typeof v.dtype !== "string" ||
+    !Array.isArray(v.shape) ||
+    !Array.isArray(v.data_offsets) ||
+    v.data_offsets.length !== 2
+  ) {
     throw new LabInputError(`tensor '${key}' in ${file} lacks a dtype, shape or data_offsets`);
   }
   const type = dtypes[v.dtype];
-  if (!type) throw new LabInputError(`tensor '${key}' in ${file} has dtype ${v.dtype}; router logits are read as F16, BF16, F32 or F64`);
+  if (!type)
+    throw new LabInputError(
+      `tensor '${key}' in ${file} has dtype ${v.dtype}; router logits are read as F16, BF16, F32 or F64`,
+    );
   const shape = v.shape as number[];
   const count = elementCount(shape, `tensor '${key}' in ${file}`);
   const [begin, end] = v.data_offsets as number[];
@@ -179,10 +225,14 @@ function parseEntry(key: string, value: unknown, dataLength: number, file: strin
     throw new LabInputError(`tensor '${key}' in ${file} has invalid data_offsets [${begin}, ${end}]`);
   }
   if (end > dataLength) {
-    throw new LabInputError(`${file} is truncated: tensor '${key}' ends at byte ${end} of the data, which holds only ${dataLength}`);
+    throw new LabInputError(
+      `${file} is truncated: tensor '${key}' ends at byte ${end} of the data, which holds only ${dataLength}`,
+    );
   }
   if (end - begin !== count * elementBytes[type]) {
-    throw new LabInputError(`tensor '${key}' in ${file} has shape [${shape.join(", ")}] (${count * elementBytes[type]} bytes) but data_offsets span ${end - begin} bytes`);
+    throw new LabInputError(
+      `tensor '${key}' in ${file} has shape [${shape.join(", ")}] (${count * elementBytes[type]} bytes) but data_offsets span ${end - begin} bytes`,
+    );
   }
   return { name: key, type, shape, begin, end };
 }
@@ -192,7 +242,10 @@ function readMetadata(metadata: Record<string, unknown>, file: string): Partial<
   const integer = (key: string): number | undefined => {
     if (metadata[key] === undefined) return undefined;
     const n = decimalInteger(metadata[key]);
-    if (n === null) throw new LabInputError(`metadata '${key}' in ${file} is ${JSON.stringify(metadata[key])}, not a decimal integer`);
+    if (n === null)
+      throw new LabInputError(
+        `metadata '${key}' in ${file} is ${JSON.stringify(metadata[key])}, not a decimal integer`,
+      );
     return n;
   };
   out.topK = integer("top_k");
@@ -219,7 +272,10 @@ function naturalCompare(a: string, b: string): number {
 }
 
 /** Writes a safetensors file of float32 tensors (tests, fixtures, exports). */
-export function writeSafetensors(tensors: Record<string, { data: Float32Array; shape: number[] }>, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(
+  tensors: Record<string, { data: Float32Array; shape: number[] }>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;

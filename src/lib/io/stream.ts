@@ -50,11 +50,24 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
 
   const whole = async (): Promise<LogitsPlan> => {
     if (size > MAX_WHOLE_BYTES) {
-      throw new LabInputError(`${name} is ${(size / 2 ** 20).toFixed(0)} MiB; ${format === "json" ? "JSON" : "Fortran-ordered .npy"} files are read whole, up to ${MAX_WHOLE_BYTES / 2 ** 20} MiB: save large logits as C-ordered .npy or .safetensors`);
+      throw new LabInputError(
+        `${name} is ${(size / 2 ** 20).toFixed(0)} MiB; ${format === "json" ? "JSON" : "Fortran-ordered .npy"} files are read whole, up to ${MAX_WHOLE_BYTES / 2 ** 20} MiB: save large logits as C-ordered .npy or .safetensors`,
+      );
     }
     const input = readLogits(await source.read(0, size), name);
     const { layers, tokens, experts } = input.logits;
-    return { format, layers, tokens, experts, dtype: input.logits.data instanceof Float64Array ? "float64" : "float32", topK: input.topK, sequenceLengths: input.sequenceLengths, microBatchSequences: input.microBatchSequences, segments: [], whole: input };
+    return {
+      format,
+      layers,
+      tokens,
+      experts,
+      dtype: input.logits.data instanceof Float64Array ? "float64" : "float32",
+      topK: input.topK,
+      sequenceLengths: input.sequenceLengths,
+      microBatchSequences: input.microBatchSequences,
+      segments: [],
+      whole: input,
+    };
   };
 
   if (format === "json") return whole();
@@ -62,20 +75,39 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
     // A .npy header may be longer than the first read (format 2 and 3 allow up
     // to 4 GiB): read exactly as much as its preamble declares, within a bound.
     const declaredEnd = npyDataStart(head);
-    const headerBytes = declaredEnd !== null && declaredEnd > head.length && declaredEnd <= Math.min(size, MAX_HEADER_BYTES) ? await source.read(0, declaredEnd) : head;
+    const headerBytes =
+      declaredEnd !== null && declaredEnd > head.length && declaredEnd <= Math.min(size, MAX_HEADER_BYTES)
+        ? await source.read(0, declaredEnd)
+        : head;
     const header = parseNpyHeader(headerBytes, size, name);
     if (header.fortranOrder) return whole();
     const layout = layoutOfShape(header.shape, name);
-    return { format, ...layout, dtype: header.type, segments: [{ start: header.dataStart, count: header.count, type: header.type, littleEndian: header.littleEndian }] };
+    return {
+      format,
+      ...layout,
+      dtype: header.type,
+      segments: [
+        { start: header.dataStart, count: header.count, type: header.type, littleEndian: header.littleEndian },
+      ],
+    };
   }
   const declared = head.length >= 8 ? Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true)) : 0;
-  const headerBytes = declared > 0 && declared <= MAX_HEADER_BYTES && 8 + declared <= size ? await source.read(0, 8 + declared) : head;
+  const headerBytes =
+    declared > 0 && declared <= MAX_HEADER_BYTES && 8 + declared <= size ? await source.read(0, 8 + declared) : head;
   const header = parseSafetensorsHeader(headerBytes, size, name);
   const layout = layoutOfShape(safetensorsShape(header), name);
   return {
-    format, ...layout, ...header.metadata, sequenceLengths: header.metadata.sequenceLengths ?? layout.sequenceLengths,
+    format,
+    ...layout,
+    ...header.metadata,
+    sequenceLengths: header.metadata.sequenceLengths ?? layout.sequenceLengths,
     dtype: header.entries[0].type,
-    segments: header.entries.map((e) => ({ start: header.dataStart + e.begin, count: (e.end - e.begin) / elementBytes[e.type], type: e.type, littleEndian: true })),
+    segments: header.entries.map((e) => ({
+      start: header.dataStart + e.begin,
+      count: (e.end - e.begin) / elementBytes[e.type],
+      type: e.type,
+      littleEndian: true,
+    })),
   };
 }
 
@@ -84,7 +116,8 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
  * `values`), checking every value; `onProgress` gets the bytes read so far.
  */
 export async function streamLogits(
-  source: ByteSource, plan: LogitsPlan,
+  source: ByteSource,
+  plan: LogitsPlan,
   onRows: (values: FloatArray, count: number) => void,
   onProgress: (done: number, total: number) => void = () => {},
   chunkBytes = 16 * 1024 * 1024,
@@ -105,10 +138,16 @@ export async function streamLogits(
     for (let first = 0; first < rows; first += rowsPerChunk) {
       const count = Math.min(rowsPerChunk, rows - first);
       const bytes = await source.read(segment.start + first * rowBytes, segment.start + (first + count) * rowBytes);
-      if (bytes.length !== count * rowBytes) throw new LabInputError(`${source.name} ended early: expected ${count * rowBytes} bytes at offset ${segment.start + first * rowBytes}, read ${bytes.length}`);
+      if (bytes.length !== count * rowBytes)
+        throw new LabInputError(
+          `${source.name} ended early: expected ${count * rowBytes} bytes at offset ${segment.start + first * rowBytes}, read ${bytes.length}`,
+        );
       const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
       const bad = firstInvalidLogit(values);
-      if (bad >= 0) throw new LabInputError(`${source.name}: router logit at ${logitPosition({ tokens, experts }, row * experts + bad)} is ${invalidLogitMessage(values[bad])}`);
+      if (bad >= 0)
+        throw new LabInputError(
+          `${source.name}: router logit at ${logitPosition({ tokens, experts }, row * experts + bad)} is ${invalidLogitMessage(values[bad])}`,
+        );
       onRows(values, count);
       row += count;
       done += bytes.length;
@@ -122,7 +161,16 @@ export async function streamLogits(
  * checked (and the summary's memory bounded) before any row is read, so the
  * CLI and the page refuse a bad request the same way.
  */
-export function summaryForPlan(plan: LogitsPlan, topK: number, sequenceLengths: readonly number[], options: SummaryOptions = {}): SummaryBuilder {
-  validateBatch({ data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts }, { topK, sequenceLengths }, { skipValues: true });
+export function summaryForPlan(
+  plan: LogitsPlan,
+  topK: number,
+  sequenceLengths: readonly number[],
+  options: SummaryOptions = {},
+): SummaryBuilder {
+  validateBatch(
+    { data: new Float32Array(0), layers: plan.layers, tokens: plan.tokens, experts: plan.experts },
+    { topK, sequenceLengths },
+    { skipValues: true },
+  );
   return new SummaryBuilder(plan, topK, sequenceLengths, options);
 }

@@ -15,17 +15,23 @@ export interface LogitsInput {
 }
 
 /** Layers, tokens and experts of an accepted tensor shape (and the sequences a 4-D shape implies). */
-export function layoutOfShape(shape: readonly number[], what: string): { layers: number; tokens: number; experts: number; sequenceLengths?: number[] } {
+export function layoutOfShape(
+  shape: readonly number[],
+  what: string,
+): { layers: number; tokens: number; experts: number; sequenceLengths?: number[] } {
   let layers: number, tokens: number, experts: number;
   let sequenceLengths: number[] | undefined;
   // Every dimension is checked before anything is sized from it: a tiny file
   // declaring [1, 5e9, 0, 8] must end in a message, not an allocation.
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 1) {
-      throw new LabInputError(`${what} has shape [${shape.join(", ")}]: ${Number.isSafeInteger(d) && d === 0 ? "a dimension of 0 holds no router logits" : `${d} is not a valid dimension`}`);
+      throw new LabInputError(
+        `${what} has shape [${shape.join(", ")}]: ${Number.isSafeInteger(d) && d === 0 ? "a dimension of 0 holds no router logits" : `${d} is not a valid dimension`}`,
+      );
     }
   }
-  if (!Number.isSafeInteger(shape.reduce((n, d) => n * d, 1))) throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
+  if (!Number.isSafeInteger(shape.reduce((n, d) => n * d, 1)))
+    throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
   if (shape.length === 2) [layers, tokens, experts] = [1, shape[0], shape[1]];
   else if (shape.length === 3) [layers, tokens, experts] = shape as [number, number, number];
   else if (shape.length === 4) {
@@ -33,7 +39,9 @@ export function layoutOfShape(shape: readonly number[], what: string): { layers:
     [layers, tokens, experts] = [l, batch * seq, e];
     sequenceLengths = new Array(batch).fill(seq);
   } else {
-    throw new LabInputError(`${what} has ${shape.length} dimensions (shape [${shape.join(", ")}]); expected [tokens, experts], [layers, tokens, experts] or [layers, batch, sequence, experts]`);
+    throw new LabInputError(
+      `${what} has ${shape.length} dimensions (shape [${shape.join(", ")}]); expected [tokens, experts], [layers, tokens, experts] or [layers, batch, sequence, experts]`,
+    );
   }
   if (layers < 1 || tokens < 1 || experts < 1) {
     throw new LabInputError(`${what} has shape [${shape.join(", ")}]: it holds no router logits`);
@@ -41,13 +49,20 @@ export function layoutOfShape(shape: readonly number[], what: string): { layers:
   return { layers, tokens, experts, sequenceLengths };
 }
 
-export function logitsFromTensor(shape: readonly number[], data: FloatArray, what: string): Pick<LogitsInput, "logits" | "sequenceLengths"> {
+export function logitsFromTensor(
+  shape: readonly number[],
+  data: FloatArray,
+  what: string,
+): Pick<LogitsInput, "logits" | "sequenceLengths"> {
   const { layers, tokens, experts, sequenceLengths } = layoutOfShape(shape, what);
   if (data.length !== layers * tokens * experts) {
     throw new LabInputError(`${what} declares shape [${shape.join(", ")}] but holds ${data.length} values`);
   }
   const bad = firstInvalidLogit(data);
-  if (bad >= 0) throw new LabInputError(`${what}: router logit at ${logitPosition({ tokens, experts }, bad)} is ${invalidLogitMessage(data[bad])}`);
+  if (bad >= 0)
+    throw new LabInputError(
+      `${what}: router logit at ${logitPosition({ tokens, experts }, bad)} is ${invalidLogitMessage(data[bad])}`,
+    );
   return { logits: { data, layers, tokens, experts }, sequenceLengths };
 }
 
@@ -61,13 +76,23 @@ export const elementBytes: Record<ElementType, number> = { float16: 2, bfloat16:
  * in little-endian are viewed without a copy when aligned; everything else is
  * converted to float32 (half precisions) or copied.
  */
-export function decodeFloats(bytes: Uint8Array, offset: number, count: number, type: ElementType, littleEndian = true): FloatArray {
+export function decodeFloats(
+  bytes: Uint8Array,
+  offset: number,
+  count: number,
+  type: ElementType,
+  littleEndian = true,
+): FloatArray {
   const absolute = bytes.byteOffset + offset;
   if (littleEndian && type === "float32") {
-    return absolute % 4 === 0 ? new Float32Array(bytes.buffer, absolute, count) : new Float32Array(bytes.slice(offset, offset + count * 4).buffer);
+    return absolute % 4 === 0
+      ? new Float32Array(bytes.buffer, absolute, count)
+      : new Float32Array(bytes.slice(offset, offset + count * 4).buffer);
   }
   if (littleEndian && type === "float64") {
-    return absolute % 8 === 0 ? new Float64Array(bytes.buffer, absolute, count) : new Float64Array(bytes.slice(offset, offset + count * 8).buffer);
+    return absolute % 8 === 0
+      ? new Float64Array(bytes.buffer, absolute, count)
+      : new Float64Array(bytes.slice(offset, offset + count * 8).buffer);
   }
   const view = new DataView(bytes.buffer, absolute, count * elementBytes[type]);
   if (type === "float64") {
@@ -77,7 +102,8 @@ export function decodeFloats(bytes: Uint8Array, offset: number, count: number, t
   }
   const out = new Float32Array(count);
   if (type === "float32") for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, littleEndian);
-  else if (type === "bfloat16") for (let i = 0; i < count; i++) out[i] = bfloat16ToNumber(view.getUint16(i * 2, littleEndian));
+  else if (type === "bfloat16")
+    for (let i = 0; i < count; i++) out[i] = bfloat16ToNumber(view.getUint16(i * 2, littleEndian));
   else for (let i = 0; i < count; i++) out[i] = float16ToNumber(view.getUint16(i * 2, littleEndian));
   return out;
 }
@@ -106,6 +132,7 @@ export function elementCount(shape: readonly unknown[], what: string): number {
     }
     count *= d;
   }
-  if (!Number.isSafeInteger(count)) throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
+  if (!Number.isSafeInteger(count))
+    throw new LabInputError(`${what} has an impossibly large shape [${shape.join(", ")}]`);
   return count;
 }

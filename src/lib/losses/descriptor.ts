@@ -45,7 +45,10 @@ export type GradientRule =
   /** A sum of score blocks (every LBL, CV² of the importance). */
   | { readonly kind: "weighted-scores"; blocks(summary: RoutingSummary, context: LossContext): Iterable<ScoreBlock> }
   /** `scale · Σ_l Σ_t lse[l][t]²` (every z-loss): needs no summary. */
-  | { readonly kind: "squared-lse"; scale(shape: { readonly layers: number; readonly tokens: number; readonly topK: number }): number };
+  | {
+      readonly kind: "squared-lse";
+      scale(shape: { readonly layers: number; readonly tokens: number; readonly topK: number }): number;
+    };
 
 export interface LossDescriptor<Family extends string = string, Variant extends string = string> {
   /** The record's first key: `lbl`, `z_loss`, `cv2`, `max_vio`. */

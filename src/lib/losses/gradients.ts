@@ -37,8 +37,13 @@ export interface GradientOptions {
 }
 
 /** `∂loss/∂x` for every logit, float64, layers × tokens × experts. */
-export function lossGradient(logits: RouterLogits, loss: DifferentiableLoss | LossDescriptor, options: GradientOptions): Float64Array {
-  const descriptor: LossDescriptor | undefined = typeof loss === "string" ? (lossDescriptors as readonly LossDescriptor[]).find((d) => lossName(d) === loss) : loss;
+export function lossGradient(
+  logits: RouterLogits,
+  loss: DifferentiableLoss | LossDescriptor,
+  options: GradientOptions,
+): Float64Array {
+  const descriptor: LossDescriptor | undefined =
+    typeof loss === "string" ? (lossDescriptors as readonly LossDescriptor[]).find((d) => lossName(d) === loss) : loss;
   const rule = descriptor?.gradient;
   if (!descriptor || !rule) throw new Error(`${typeof loss === "string" ? loss : lossName(loss)} has no gradient`);
   const sequenceLengths = options.sequenceLengths ?? [logits.tokens];
@@ -62,14 +67,28 @@ export function lossGradient(logits: RouterLogits, loss: DifferentiableLoss | Lo
   const summary = options.summary ?? summarize(logits, options.topK, sequenceLengths);
   const offsets = sequenceOffsets(sequenceLengths);
   for (const block of rule.blocks(summary, { microBatchSequences })) {
-    addWeightedProbabilityGradient(logits, block.layer, offsets[block.group.first], offsets[block.group.end], block.weights, block.scale, gradient);
+    addWeightedProbabilityGradient(
+      logits,
+      block.layer,
+      offsets[block.group.first],
+      offsets[block.group.end],
+      block.weights,
+      block.scale,
+      gradient,
+    );
   }
   return gradient;
 }
 
 /** Adds `scale · p_j (w_j − Σ_e w_e p_e)` for tokens `[start, end)` of one layer. */
 function addWeightedProbabilityGradient(
-  logits: RouterLogits, layer: number, start: number, end: number, weights: ArrayLike<number>, scale: number, gradient: Float64Array,
+  logits: RouterLogits,
+  layer: number,
+  start: number,
+  end: number,
+  weights: ArrayLike<number>,
+  scale: number,
+  gradient: Float64Array,
 ): void {
   const { experts, tokens } = logits;
   const p = new Float64Array(experts);

@@ -29,7 +29,11 @@ export type LossRecord = {
  * Cheap: O(layers × sequences × experts). Call again freely when `m` changes.
  * `descriptors` defaults to the registry; a caller (or a test) may pass more.
  */
-export function lossRecord(summary: RoutingSummary, microBatchSequences = 1, descriptors: readonly LossDescriptor[] = lossDescriptors): LossRecord {
+export function lossRecord(
+  summary: RoutingSummary,
+  microBatchSequences = 1,
+  descriptors: readonly LossDescriptor[] = lossDescriptors,
+): LossRecord {
   validateMicroBatch(microBatchSequences);
   const record: Record<string, Record<string, number> | number[][]> = {};
   for (const d of descriptors) {
@@ -46,13 +50,19 @@ export function layerLoads(summary: RoutingSummary): number[][] {
   const sequences = summary.sequenceLengths.length;
   return Array.from({ length: layers }, (_, l) => {
     const row = new Array<number>(experts).fill(0);
-    for (let s = 0; s < sequences; s++) for (let e = 0; e < experts; e++) row[e] += summary.load[(l * sequences + s) * experts + e];
+    for (let s = 0; s < sequences; s++)
+      for (let e = 0; e < experts; e++) row[e] += summary.load[(l * sequences + s) * experts + e];
     return row;
   });
 }
 
 /** Both phases in one call, for the CLI and tests. */
-export function computeLosses(logits: RouterLogits, topK: number, sequenceLengths?: readonly number[], microBatchSequences = 1): LossRecord {
+export function computeLosses(
+  logits: RouterLogits,
+  topK: number,
+  sequenceLengths?: readonly number[],
+  microBatchSequences = 1,
+): LossRecord {
   return lossRecord(summarize(logits, topK, sequenceLengths), microBatchSequences);
 }
 

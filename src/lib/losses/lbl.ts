@@ -72,7 +72,11 @@ export function globalPerLayer(summary: RoutingSummary, microBatchSequences: num
  */
 export function hfPooled(summary: RoutingSummary): number {
   const { layers, experts, topK } = summary;
-  const pooled: GroupTotals = { tokens: layers * summary.tokens, probSum: new Float64Array(experts), load: new Float64Array(experts) };
+  const pooled: GroupTotals = {
+    tokens: layers * summary.tokens,
+    probSum: new Float64Array(experts),
+    load: new Float64Array(experts),
+  };
   for (let l = 0; l < layers; l++) {
     const layer = groupTotals(summary, l, wholeBatch(summary.sequenceLengths.length)[0]);
     for (let e = 0; e < experts; e++) {

@@ -18,10 +18,12 @@ export function maxVioOfLoad(load: ArrayLike<number>, tokens: number, topK: numb
 
 function groupedPerLayer(summary: RoutingSummary, groups: readonly SequenceGroup[]): number[] {
   return Array.from({ length: summary.layers }, (_, l) =>
-    mean(groups.map((g) => {
-      const totals = groupTotals(summary, l, g);
-      return maxVioOfLoad(totals.load, totals.tokens, summary.topK);
-    })),
+    mean(
+      groups.map((g) => {
+        const totals = groupTotals(summary, l, g);
+        return maxVioOfLoad(totals.load, totals.tokens, summary.topK);
+      }),
+    ),
   );
 }
 

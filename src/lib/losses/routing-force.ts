@@ -9,7 +9,7 @@
 import type { RouterLogits } from "../types.js";
 
 /** ‖g − rowmean(g)‖₂ over every row of a layers × tokens × experts gradient. */
-export function centredNorm(gradient: ArrayLike<number>, shape: Pick<RouterLogits, "experts">): number {
+export function centeredNorm(gradient: ArrayLike<number>, shape: Pick<RouterLogits, "experts">): number {
   const { experts } = shape;
   let total = 0;
   for (let row = 0; row < gradient.length / experts; row++) {

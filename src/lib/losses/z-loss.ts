@@ -31,6 +31,6 @@ export function olmoe(summary: RoutingSummary): number {
  * The β that a system effectively applies in the ST-MoE normalisation: OLMoE's
  * configured 0.001 with k = 8 acts as 1.25e-4.
  */
-export function effectiveCoefficient(beta: number, topK: number, normalisation: "st_moe" | "olmoe"): number {
-  return normalisation === "olmoe" ? beta / topK : beta;
+export function effectiveCoefficient(beta: number, topK: number, normalization: "st_moe" | "olmoe"): number {
+  return normalization === "olmoe" ? beta / topK : beta;
 }

@@ -8,13 +8,22 @@ import type { Tokenizer } from "./tokenizer.js";
 
 export type SampleDomain = "code" | "prose";
 
-const sources: Record<SampleDomain, string[]> = { code: ["python", "javascript", "c"], prose: ["prose-docs", "prose-fortunes"] };
+const sources: Record<SampleDomain, string[]> = {
+  code: ["python", "javascript", "c"],
+  prose: ["prose-docs", "prose-fortunes"],
+};
 
-export function sampleSequences(tokenizer: Tokenizer, samples: Record<string, string>, length = 128, perDomain = 4): { ids: number[]; domain: SampleDomain }[] {
+export function sampleSequences(
+  tokenizer: Tokenizer,
+  samples: Record<string, string>,
+  length = 128,
+  perDomain = 4,
+): { ids: number[]; domain: SampleDomain }[] {
   const sequences: { ids: number[]; domain: SampleDomain }[] = [];
   for (const domain of ["code", "prose"] as const) {
     const ids = sources[domain].flatMap((name) => tokenizer.encode(samples[name] ?? ""));
-    for (let i = 0; i < perDomain && (i + 1) * length <= ids.length; i++) sequences.push({ ids: ids.slice(i * length, (i + 1) * length), domain });
+    for (let i = 0; i < perDomain && (i + 1) * length <= ids.length; i++)
+      sequences.push({ ids: ids.slice(i * length, (i + 1) * length), domain });
   }
   return sequences;
 }

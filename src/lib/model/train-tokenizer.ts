@@ -8,7 +8,8 @@
 import { PRETOKEN_PATTERN, mergePair, pairKey, type TokenizerFile } from "./tokenizer.js";
 
 export function trainTokenizer(texts: Iterable<string>, vocabSize: number): TokenizerFile {
-  if (vocabSize < 257 || vocabSize > 65536) throw new Error(`vocabulary size must be within 257..65536, got ${vocabSize}`);
+  if (vocabSize < 257 || vocabSize > 65536)
+    throw new Error(`vocabulary size must be within 257..65536, got ${vocabSize}`);
   const pattern = new RegExp(PRETOKEN_PATTERN, "gu");
   const counts = new Map<string, number>();
   for (const text of texts) for (const m of text.matchAll(pattern)) counts.set(m[0], (counts.get(m[0]) ?? 0) + 1);
@@ -53,7 +54,8 @@ export function trainTokenizer(texts: Iterable<string>, vocabSize: number): Toke
       continue;
     }
     if (count < 2) break;
-    const a = Math.floor(key / 65536), b = key % 65536;
+    const a = Math.floor(key / 65536),
+      b = key % 65536;
     const id = 256 + merges.length;
     merges.push([a, b]);
     const affected = [...(pairWords.get(key) ?? [])];
@@ -70,7 +72,13 @@ export function trainTokenizer(texts: Iterable<string>, vocabSize: number): Toke
     }
     pairCount.delete(key);
   }
-  return { format: "moe-lab-bpe/1", pattern: PRETOKEN_PATTERN, merges, endOfText: 256 + merges.length, vocabSize: 257 + merges.length };
+  return {
+    format: "moe-lab-bpe/1",
+    pattern: PRETOKEN_PATTERN,
+    merges,
+    endOfText: 256 + merges.length,
+    vocabSize: 257 + merges.length,
+  };
 }
 
 /** Max-heap on (count, then smaller key first). */
@@ -93,13 +101,15 @@ class PairHeap {
   pop(): [number, number] | undefined {
     if (this.counts.length === 0) return undefined;
     const top: [number, number] = [this.counts[0], this.keys[0]];
-    const lastCount = this.counts.pop()!, lastKey = this.keys.pop()!;
+    const lastCount = this.counts.pop()!,
+      lastKey = this.keys.pop()!;
     if (this.counts.length > 0) {
       this.counts[0] = lastCount;
       this.keys[0] = lastKey;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let best = i;
         if (l < this.counts.length && this.before(l, best)) best = l;
         if (r < this.counts.length && this.before(r, best)) best = r;

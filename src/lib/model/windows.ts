@@ -24,7 +24,9 @@ export interface WindowOutput {
  * Joins per-window router logits into one batch, with the model's top-k and
  * selection bias (the same in every window) when it has one.
  */
-export function joinWindows(parts: readonly WindowOutput[]): LogitsBatch & { readonly sequenceLengths: number[]; readonly selectionBias?: Float32Array } {
+export function joinWindows(
+  parts: readonly WindowOutput[],
+): LogitsBatch & { readonly sequenceLengths: number[]; readonly selectionBias?: Float32Array } {
   const [layers, , , experts] = parts[0].dims;
   const sequenceLengths = parts.map((p) => p.dims[2]);
   const tokens = sequenceLengths.reduce((a, b) => a + b, 0);
@@ -32,9 +34,15 @@ export function joinWindows(parts: readonly WindowOutput[]): LogitsBatch & { rea
   let offset = 0;
   for (const part of parts) {
     const seq = part.dims[2];
-    for (let l = 0; l < layers; l++) data.set(part.router.subarray(l * seq * experts, (l + 1) * seq * experts), (l * tokens + offset) * experts);
+    for (let l = 0; l < layers; l++)
+      data.set(part.router.subarray(l * seq * experts, (l + 1) * seq * experts), (l * tokens + offset) * experts);
     offset += seq;
   }
   const bias = parts[0].bias;
-  return { logits: { data, layers, tokens, experts }, sequenceLengths, topK: parts[0].topK, ...(bias ? { selectionBias: bias } : {}) };
+  return {
+    logits: { data, layers, tokens, experts },
+    sequenceLengths,
+    topK: parts[0].topK,
+    ...(bias ? { selectionBias: bias } : {}),
+  };
 }

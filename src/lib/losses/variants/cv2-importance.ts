@@ -22,7 +22,12 @@ export const cv2Importance = defineLoss({
       for (let layer = 0; layer < layers; layer++) {
         const importance = groupTotals(summary, layer, all).probSum;
         const total = importance.reduce((a, b) => a + b, 0);
-        yield { layer, group: all, weights: importance.map((v) => (2 * experts * v) / (total * total)), scale: 1 / layers };
+        yield {
+          layer,
+          group: all,
+          weights: importance.map((v) => (2 * experts * v) / (total * total)),
+          scale: 1 / layers,
+        };
       }
     },
   },

@@ -27,7 +27,8 @@ export const lblHf = defineLoss({
         const totals = groupTotals(summary, l, all);
         for (let e = 0; e < experts; e++) weights[e] += totals.load[e] / (layers * tokens);
       }
-      for (let layer = 0; layer < layers; layer++) yield { layer, group: all, weights, scale: experts / (layers * tokens) };
+      for (let layer = 0; layer < layers; layer++)
+        yield { layer, group: all, weights, scale: experts / (layers * tokens) };
     },
   },
 });

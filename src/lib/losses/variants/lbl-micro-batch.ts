@@ -15,6 +15,7 @@ export const lblMicroBatch = defineLoss({
   value: (summary, { microBatchSequences }) => mean(microBatchPerLayer(summary, microBatchSequences)),
   gradient: {
     kind: "weighted-scores",
-    blocks: (summary, { microBatchSequences }) => slotFractionBlocks(summary, microBatches(summary.sequenceLengths.length, microBatchSequences)),
+    blocks: (summary, { microBatchSequences }) =>
+      slotFractionBlocks(summary, microBatches(summary.sequenceLengths.length, microBatchSequences)),
   },
 });
