@@ -31,6 +31,15 @@ import {
   isFrameworkName,
   type FrameworkName,
 } from "./lib/frameworks/index.js";
+import { olmoeConvention, probabilitiesWarning, type GroupRule, type ScoreFunction } from "./lib/conventions.js";
+import { isPresetName, presetNames, routingPresets } from "./lib/presets.js";
+import {
+  groupRules,
+  parseBiasJson,
+  resolveConvention,
+  scoreFunctions,
+  type RoutingRequest,
+} from "./lib/routing-options.js";
 
 /** `lbl.{switch,hf,…}, z_loss.{…}, …`, from the registry. */
 const lossFamiliesHelp = [...new Set(lossDescriptors.map((d) => d.family))]
@@ -53,7 +62,12 @@ const frameworkHelp = frameworkNames
   .join("\n");
 const choiceHelp = frameworkNames.flatMap((name) => frameworks[name].choices.map((c) => `  ${name}: ${c}`)).join("\n");
 
+const presetHelp = presetNames.map((name) => `  ${name.padEnd(16)} ${routingPresets[name].label}`).join("\n");
+
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
+                      [--preset NAME | --score F [--groups G --topk-groups N]
+                                        [--group-rule R] [--scaling-factor S] [--post-softmax]]
+                      [--bias BIAS.json]
                       [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]
                                         [--pad-to N] [--per-token-loss]]
        moe-lab --version
@@ -84,6 +98,25 @@ ${frameworkHelp}
                  without a padding mask does (pads get all-equal router logits)
 --per-token-loss Megatron-LM's --calculate-per-token-loss (micro-batches weighted
                  by their tokens)
+
+The route is the lab's (OLMoE's) softmax router unless one of these is given;
+then "load", MaxVio and every loss are computed on the route that convention
+dispatches, and the LBL's P is the score an aux loss balances (the softmax, or
+the per-token normalised sigmoid / sqrt(softplus)):
+--preset NAME    a model's routing convention:
+${presetHelp}
+--score F        softmax | sigmoid | sqrtsoftplus
+--groups G --topk-groups N
+                 group-limited routing: G groups of experts, N kept per token
+--group-rule R   max | top2-sum | deepseek-v3 (max, or top-2 sum with a bias) |
+                 megatron (top-(k/N) sum); default: megatron for softmax,
+                 deepseek-v3 otherwise
+--scaling-factor S  multiplies the gates
+--post-softmax   softmax routers: top-k of the logits, then softmax over the
+                 chosen (Megatron-LM's default, gpt-oss); default: top-k of the softmax
+--bias FILE      expert bias, added to the scores for the choice only: a JSON
+                 array of E numbers, or one such array per layer
+A preset and an option that disagree are refused.
 Where the upstream code leaves a choice, the lab makes it:
 ${choiceHelp}`;
 
@@ -100,6 +133,8 @@ interface Options {
   ga?: number;
   padTo?: number;
   perTokenLoss?: boolean;
+  routing: RoutingRequest;
+  bias?: string;
 }
 
 /** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
@@ -120,6 +155,7 @@ function parseArguments(args: string[]): Options | "help" | "version" {
   const [command, ...rest] = args;
   if (command !== "losses") throw new UsageError(`unknown command '${command}'`);
   const options: Partial<Options> = {};
+  const routing: { -readonly [K in keyof RoutingRequest]: RoutingRequest[K] } = {};
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     const equals = arg.startsWith("--") ? arg.indexOf("=") : -1;
@@ -127,6 +163,38 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     if (flag === "--per-token-loss") {
       if (inline !== undefined) throw new UsageError("--per-token-loss takes no value");
       options.perTokenLoss = true;
+    } else if (flag === "--post-softmax") {
+      if (inline !== undefined) throw new UsageError("--post-softmax takes no value");
+      routing.preSoftmax = false;
+    } else if (flag === "--preset" || flag === "--score" || flag === "--group-rule" || flag === "--bias") {
+      const text = inline ?? rest[++i];
+      if (text === undefined) throw new UsageError(`${flag} needs a value`);
+      if (flag === "--preset") {
+        if (!isPresetName(text))
+          throw new UsageError(`unknown preset '${oneLine(text)}'; known: ${presetNames.join(", ")}`);
+        routing.preset = text;
+      } else if (flag === "--score") {
+        if (!scoreFunctions.includes(text as ScoreFunction))
+          throw new UsageError(`unknown score function '${oneLine(text)}'; known: ${scoreFunctions.join(", ")}`);
+        routing.score = text as ScoreFunction;
+      } else if (flag === "--group-rule") {
+        if (!groupRules.includes(text as GroupRule))
+          throw new UsageError(`unknown group rule '${oneLine(text)}'; known: ${groupRules.join(", ")}`);
+        routing.groupRule = text as GroupRule;
+      } else options.bias = text;
+    } else if (flag === "--groups" || flag === "--topk-groups") {
+      const text = inline ?? rest[++i];
+      const value = decimalInteger(text);
+      if (text === undefined || value === null || value < 1)
+        throw new UsageError(
+          `${flag} needs a positive decimal integer, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`,
+        );
+      if (flag === "--groups") routing.groups = value;
+      else routing.topkGroups = value;
+    } else if (flag === "--scaling-factor") {
+      const value = coefficient(flag, inline ?? rest[++i]);
+      if (!(value > 0)) throw new UsageError("--scaling-factor must be greater than 0");
+      routing.scalingFactor = value;
     } else if (
       flag === "--top-k" ||
       flag === "--micro-batch" ||
@@ -168,6 +236,7 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     }
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
+  options.routing = routing;
   if (options.framework === undefined) {
     const stray = (["alpha", "beta", "dp", "ga", "padTo", "perTokenLoss"] as const).find(
       (key) => options[key] !== undefined,
@@ -255,12 +324,29 @@ async function losses(options: Options): Promise<string> {
     const topK = options.topK ?? plan.topK;
     if (topK === undefined) throw new LabInputError(`${source.name} does not say top_k: pass --top-k K`);
     const sequenceLengths = plan.sequenceLengths ?? [plan.tokens];
-    const summary = summaryForPlan(plan, topK, sequenceLengths);
+    const convention = resolveConvention(options.routing, topK, plan.experts);
+    const bias = options.bias === undefined ? undefined : await readBias(options.bias, plan.layers, plan.experts);
+    if (options.framework !== undefined && (convention || bias)) {
+      throw new LabInputError(
+        "--framework simulates the framework's own softmax router: drop the routing options, or --framework",
+      );
+    }
+    const summary = summaryForPlan(plan, topK, sequenceLengths, {
+      ...(convention ? { convention } : {}),
+      ...(bias ? { selectionBias: bias } : {}),
+    });
+    let checkedRows = 0;
+    const warnings: string[] = [];
     // A framework's terms need every row (its micro-batches, buffers and
     // gradients): keep them, in the file's precision, as they stream by.
     const kept = options.framework === undefined ? null : keptLogits(plan);
     let at = 0;
     await streamLogits(source, plan, (values, count) => {
+      if (convention && checkedRows === 0) {
+        const warning = probabilitiesWarning(values.subarray(0, count * plan.experts), plan.experts, convention.score);
+        if (warning) warnings.push(warning);
+      }
+      checkedRows += count;
       summary.addRows(values, 0, count);
       if (kept) {
         kept.set(values.subarray(0, count * plan.experts), at);
@@ -269,6 +355,9 @@ async function losses(options: Options): Promise<string> {
     });
     const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
     const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
+    if (convention || bias)
+      record.routing = { ...(convention ?? olmoeConvention(topK)), bias: bias ? "given" : "none" };
+    for (const warning of warnings) process.stderr.write(`moe-lab: warning: ${warning}\n`);
     if (kept && options.framework) {
       record.framework = frameworkRecord(
         { data: kept, layers: plan.layers, tokens: plan.tokens, experts: plan.experts },
@@ -288,6 +377,27 @@ async function losses(options: Options): Promise<string> {
   } finally {
     await close();
   }
+}
+
+/** The expert bias of --bias FILE (JSON; bounded size). */
+async function readBias(file: string, layers: number, experts: number): Promise<Float64Array> {
+  const name = oneLine(file);
+  let text: string;
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) throw new LabInputError(`cannot read the bias file ${name}: it is not a regular file`);
+    if (info.size > 64 * 2 ** 20)
+      throw new LabInputError(
+        `the bias file ${name} is ${(info.size / 2 ** 20).toFixed(0)} MiB; a bias is a few numbers per expert`,
+      );
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if (error instanceof LabInputError) throw error;
+    throw new LabInputError(
+      `cannot read the bias file ${name}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`,
+    );
+  }
+  return parseBiasJson(text, layers, experts, `the bias file ${name}`);
 }
 
 /** The array that holds a planned file's every logit, float64 when the file is (router logits 1e-10 apart must keep their order). */

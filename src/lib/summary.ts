@@ -10,6 +10,7 @@ import { checkedBatch, validateBatch } from "./validate.js";
 import { expNonPositive } from "./fast-exp.js";
 import { LabInputError, type LogitsBatch, type RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
+import { ConventionRouter, type RoutingConvention } from "./conventions.js";
 
 export interface RoutingSummary {
   readonly layers: number;
@@ -58,6 +59,14 @@ export interface SummaryOptions {
    * or gates. Omitted: plain top-k.
    */
   readonly selectionBias?: ArrayLike<number>;
+  /**
+   * A production router's convention (conventions.ts): sigmoid or
+   * sqrt(softplus) scores, groups, the bias in selection. The load is then
+   * the route that convention dispatches, and the probability sums are the
+   * scores an auxiliary loss balances (the softmax, or the per-token
+   * normalised scores). Omitted: the lab's softmax router (the fast path).
+   */
+  readonly convention?: RoutingConvention;
 }
 
 /** Computes the summary; the layout defaults to one sequence holding every token. */
@@ -102,6 +111,7 @@ export class SummaryBuilder {
   private readonly selectionBias: Float64Array | null;
   private readonly scores: Float64Array;
   private readonly onRow: RowListener | undefined;
+  private readonly router: ConventionRouter | null;
   private maxLogit = -Infinity;
   private rowsDone = 0;
 
@@ -125,6 +135,10 @@ export class SummaryBuilder {
     }
     this.selectionBias = bias === undefined ? null : Float64Array.from(bias);
     this.onRow = options.onRow;
+    if (options.convention && options.convention.topK !== topK) {
+      throw new LabInputError(`the routing convention chooses top-${options.convention.topK}, the batch top-${topK}`);
+    }
+    this.router = options.convention ? new ConventionRouter(options.convention, shape.experts) : null;
     this.scores = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
     const needed = summaryBytes(shape, sequences);
@@ -149,6 +163,7 @@ export class SummaryBuilder {
 
   /** Adds `count` rows read from `data[offset·E …]`; they must be the next rows in order. */
   addRows(data: ArrayLike<number>, offsetRows: number, count: number): void {
+    if (this.router) return this.addRowsByConvention(this.router, data, offsetRows, count);
     const { tokens, experts } = this.shape;
     const { topK, exps, chosen, probSum, load, logSumExpSquareSum, sequenceOf } = this;
     const sequences = this.sequenceLengths.length;
@@ -199,6 +214,36 @@ export class SummaryBuilder {
       if (max > maxLogit) maxLogit = max;
     }
     this.maxLogit = maxLogit;
+    this.rowsDone += count;
+    routingCounter.rows += count;
+  }
+
+  /** The same accounting for a convention's router: one row at a time through ConventionRouter. */
+  private addRowsByConvention(
+    router: ConventionRouter,
+    data: ArrayLike<number>,
+    offsetRows: number,
+    count: number,
+  ): void {
+    const { tokens, experts } = this.shape;
+    const { probSum, load, logSumExpSquareSum, sequenceOf, selectionBias } = this;
+    const sequences = this.sequenceLengths.length;
+    const { balanceScores, chosen } = router;
+    for (let r = 0; r < count; r++) {
+      const row = (offsetRows + r) * experts;
+      const globalRow = this.rowsDone + r;
+      const layer = Math.floor(globalRow / tokens);
+      const sequence = sequenceOf[globalRow - layer * tokens];
+      const base = (layer * sequences + sequence) * experts;
+      const lse = router.route(data, row, selectionBias ?? undefined, layer * experts);
+      for (let e = 0; e < experts; e++) {
+        probSum[base + e] += balanceScores[e];
+        if (data[row + e] > this.maxLogit) this.maxLogit = data[row + e];
+      }
+      for (let i = 0; i < chosen.length; i++) load[base + chosen[i]] += 1;
+      if (this.onRow) this.onRow(layer, globalRow - layer * tokens, balanceScores, 1, chosen);
+      logSumExpSquareSum[layer * sequences + sequence] += lse * lse;
+    }
     this.rowsDone += count;
     routingCounter.rows += count;
   }

@@ -1,0 +1,146 @@
+// `moe-lab losses` with a routing convention: the loads, MaxVio and losses of
+// the route a preset or explicit options dispatch, equal to the library's
+// ConventionRouter row by row; contradictions and bad groups or biases end in
+// one line and exit status 2.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeNpy } from "../src/lib/io/npy.js";
+import { ConventionRouter } from "../src/lib/conventions.js";
+import { routingPresets } from "../src/lib/presets.js";
+import { lossRecord } from "../src/lib/losses/index.js";
+import { summarize } from "../src/lib/summary.js";
+import { normalGenerator } from "../src/lib/random.js";
+import { assertClose } from "./helpers.js";
+
+const bin = fileURLToPath(new URL("../bin/moe-lab.js", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "moe-lab-routing-"));
+const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) =>
+    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) =>
+      resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
+    ),
+  );
+const save = (name: string, contents: string | Uint8Array) => {
+  const path = join(dir, name);
+  writeFileSync(path, contents);
+  return path;
+};
+
+const layers = 2,
+  tokens = 40,
+  experts = 16;
+const normal = normalGenerator(7);
+const data = Float32Array.from(
+  { length: layers * tokens * experts },
+  (_, i) => 1.5 * normal() + (i % experts < 4 ? 0.7 : 0),
+);
+const logitsPath = save("router.npy", writeNpy(data, [layers, tokens, experts]));
+const bias = Array.from({ length: layers }, (_, l) =>
+  Array.from({ length: experts }, (_, e) => ((e * 3 + l) % 7) * 0.05 - 0.15),
+);
+const biasPath = save("bias.json", JSON.stringify(bias));
+
+test("--preset deepseek-v3 with --bias: the loads are the dispatched route, row by row as the library routes it", async () => {
+  const { code, stdout, stderr } = await run(
+    "losses",
+    logitsPath,
+    "--top-k",
+    "8",
+    "--preset",
+    "deepseek-v3",
+    "--bias",
+    biasPath,
+  );
+  assert.equal(code, 0, stderr);
+  const record = JSON.parse(stdout);
+  const convention = routingPresets["deepseek-v3"].convention(8);
+  const router = new ConventionRouter(convention, experts);
+  const load = Array.from({ length: layers }, () => new Array(experts).fill(0));
+  for (let l = 0; l < layers; l++)
+    for (let t = 0; t < tokens; t++) {
+      router.route(data, (l * tokens + t) * experts, bias[l]);
+      for (const e of router.chosen) load[l][e]++;
+    }
+  assert.deepEqual(record.load, load);
+  // the rest of the record from the library on the same route
+  const expected = lossRecord(
+    summarize({ data, layers, tokens, experts }, 8, [tokens], { convention, selectionBias: bias.flat() }),
+  );
+  assertClose(record.max_vio.global, expected.max_vio.global, 1e-12, "MaxVio");
+  assertClose(record.lbl.switch, expected.lbl.switch, 1e-12, "lbl.switch");
+  assert.equal(record.routing.score, "sigmoid");
+  assert.equal(record.routing.scalingFactor, 2.5);
+  assert.equal(record.routing.bias, "given");
+  // and the route differs from the plain softmax one
+  const plain = JSON.parse((await run("losses", logitsPath, "--top-k", "8")).stdout);
+  assert.notDeepEqual(plain.load, record.load);
+  assert.equal(plain.routing, undefined, "no routing entry without a convention");
+});
+
+test("explicit options build the same convention as the preset they spell out", async () => {
+  const preset = JSON.parse((await run("losses", logitsPath, "--top-k", "8", "--preset", "deepseek-v3")).stdout);
+  const spelled = JSON.parse(
+    (
+      await run(
+        "losses",
+        logitsPath,
+        "--top-k",
+        "8",
+        "--score",
+        "sigmoid",
+        "--groups",
+        "8",
+        "--topk-groups",
+        "4",
+        "--group-rule",
+        "deepseek-v3",
+        "--scaling-factor",
+        "2.5",
+      )
+    ).stdout,
+  );
+  assert.deepEqual(spelled.load, preset.load);
+  assert.equal(spelled.lbl.switch, preset.lbl.switch);
+});
+
+test("bad routing options: one line each, exit status 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--preset", "deepseek-v3", "--score", "softmax"],
+      /DeepSeek-V3 preset has score function sigmoid, but softmax was asked/,
+    ],
+    [["--preset", "nope"], /unknown preset 'nope'; known: deepseek-v3/],
+    [["--score", "sigmoid", "--groups", "3", "--topk-groups", "1"], /3 groups do not divide 16 experts/],
+    [["--score", "sigmoid", "--groups", "4", "--topk-groups", "5"], /between 1 and the 4 groups; got 5/],
+    [
+      ["--score", "sigmoid", "--groups", "8", "--topk-groups", "1"],
+      /top-8 cannot be chosen from 1 kept group of 2 experts/,
+    ],
+    [["--score", "sigmoid", "--groups", "4"], /needs both the number of groups and the groups kept/],
+    [["--score", "tanh"], /unknown score function 'tanh'/],
+    [["--scaling-factor", "0"], /--scaling-factor must be greater than 0/],
+    [["--bias", save("short.json", "[0, 1, 2]")], /holds 3 numbers; the logits have 16 experts/],
+    [["--bias", save("layers.json", JSON.stringify([bias[0]]))], /holds 1 layers; the logits have 2/],
+    [["--bias", save("huge.json", `[1e400${",0".repeat(experts - 1)}]`)], /is not finite at layer 0, expert 0/],
+    [["--bias", join(dir, "missing.json")], /cannot read the bias file .*missing\.json: no such file/],
+    [["--preset", "olmoe", "--framework", "megatron"], /--framework simulates the framework's own softmax router/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await run("losses", logitsPath, "--top-k", "8", ...args);
+    assert.equal(code, 2, `${args.join(" ")}: ${stdout}`);
+    assert.match(stderr.split("\n")[0], message, args.join(" "));
+  }
+});
+
+test("sigmoid scores asked of probabilities: the numbers come with a warning", async () => {
+  const probabilities = Float32Array.from({ length: tokens * experts }, (_, i) => (i % experts === 0 ? 0.55 : 0.03));
+  const path = save("probs.npy", writeNpy(probabilities, [tokens, experts]));
+  const { code, stderr } = await run("losses", path, "--top-k", "2", "--score", "sigmoid");
+  assert.equal(code, 0);
+  assert.match(stderr, /warning: every row checked sums to 1: these look like probabilities/);
+});
