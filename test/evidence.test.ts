@@ -108,3 +108,19 @@ test("trade-off points: one sweep's arms at seed 1 with their settings; f-group 
     "no z-loss or α variant, no bias",
   );
 });
+
+test("the claims the ablation page and the model card state name real measures, and compare over paired seeds", async () => {
+  const { compareClaims, paperClaims, zLossClaims } = await import("../src/components/evidence.js");
+  for (const spec of [...paperClaims, ...zLossClaims])
+    assert.ok(measures[spec.measure], `${spec.arm}: ${spec.measure}`);
+  const runs = [
+    run("global", 1, 40, 0.2),
+    run("global", 2, 41, 0.21),
+    run("micro", 1, 40, 0.1),
+    run("micro", 2, 41.5, 0.12),
+  ];
+  const [bits] = compareClaims(runs, paperClaims);
+  assert.equal(bits.arm, "global");
+  assert.equal(bits.interval.n, 2);
+  assert.throws(() => compareClaims(runs, [{ arm: "a", reference: "b", measure: "nope" }]), /no measure named nope/);
+});

@@ -9,7 +9,15 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { armSummary, compare, describeInterval, measures, type Run } from "../../src/components/evidence.js";
+import {
+  armSummary,
+  compareClaims,
+  describeInterval,
+  measures,
+  paperClaims,
+  zLossClaims,
+  type Run,
+} from "../../src/components/evidence.js";
 
 const loader = fileURLToPath(new URL("../../src/data/ablation.json.ts", import.meta.url));
 const { runs } = JSON.parse(
@@ -37,20 +45,7 @@ for (const arm of arms) {
   );
 }
 console.log("");
-const claims = [
-  compare(runs, "global", "micro", measures.bits, "higher", "global-batch LBL specialises more (Qiu et al.)"),
-  compare(runs, "global", "micro", measures.pplCode, "lower", "global-batch LBL lowers perplexity (Qiu et al.)"),
-  compare(runs, "global", "micro", measures.pplProse, "lower", "global-batch LBL lowers perplexity (Qiu et al.)"),
-  compare(runs, "loss-free", "micro", measures.maxVio, "lower", "loss-free balances better (Wang et al.)"),
-  compare(runs, "loss-free", "micro", measures.pplCode, "lower", "loss-free lowers perplexity (Wang et al.)"),
-  compare(runs, "loss-free", "micro", measures.pplProse, "lower", "loss-free lowers perplexity (Wang et al.)"),
-  compare(runs, "loss-free", "global", measures.pplCode),
-  compare(runs, "none", "micro", measures.maxVio, "higher", "no balancing ends less balanced"),
-  compare(runs, "none", "micro", measures.pplCode),
-  compare(runs, "global-z-no-divk", "global", measures.pplCode),
-  compare(runs, "global-no-z", "global", measures.pplCode),
-  compare(runs, "global-z-no-divk", "global", measures.logitMax),
-];
+const claims = compareClaims(runs, [...paperClaims, ...zLossClaims]);
 for (const c of claims) {
   if (c.interval.n === 0) continue;
   console.log(

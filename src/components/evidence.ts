@@ -124,6 +124,73 @@ export function compare(
   return { arm, reference, measure, interval, expected, claim, verdict: judged };
 }
 
+/** One comparison a page states: `arm − reference` on a measure, with the paper's claim when there is one. */
+export interface ClaimSpec {
+  readonly arm: string;
+  readonly reference: string;
+  readonly measure: string;
+  readonly expected?: "lower" | "higher";
+  readonly claim?: string;
+}
+
+const qiu = "global-batch LBL lowers perplexity (Qiu et al. 2025)";
+const wangPpl = "loss-free balancing lowers perplexity against the auxiliary loss (Wang et al. 2024)";
+const collapse = "routing without balancing ends less balanced (Shazeer et al. 2017; Fedus et al. 2022)";
+
+/**
+ * The papers' claims the ablation page checks, and the differences it reports
+ * without a claim; the model card prints the same list (data/recipe/evidence-table.ts).
+ */
+export const paperClaims: readonly ClaimSpec[] = [
+  // Qiu et al. 2025: global-batch balance lets experts specialise, and lowers perplexity
+  {
+    arm: "global",
+    reference: "micro",
+    measure: "bits",
+    expected: "higher",
+    claim: "global-batch LBL gives more domain specialisation than micro-batch LBL (Qiu et al. 2025)",
+  },
+  { arm: "global", reference: "micro", measure: "pplCode", expected: "lower", claim: qiu },
+  { arm: "global", reference: "micro", measure: "pplProse", expected: "lower", claim: qiu },
+  // Wang et al. 2024: loss-free balancing balances better and lowers perplexity than an auxiliary loss
+  {
+    arm: "loss-free",
+    reference: "micro",
+    measure: "maxVio",
+    expected: "lower",
+    claim: "loss-free balancing balances better than the auxiliary loss (Wang et al. 2024)",
+  },
+  { arm: "loss-free", reference: "micro", measure: "pplCode", expected: "lower", claim: wangPpl },
+  { arm: "loss-free", reference: "micro", measure: "pplProse", expected: "lower", claim: wangPpl },
+  { arm: "loss-free", reference: "global", measure: "pplCode" },
+  { arm: "loss-free", reference: "global", measure: "maxVio" },
+  // Shazeer et al. 2017 onwards: without balancing, routing collapses
+  ...["micro", "global", "loss-free"].map((reference) => ({
+    arm: "none",
+    reference,
+    measure: "maxVio",
+    expected: "higher" as const,
+    claim: collapse,
+  })),
+  ...["micro", "global"].map((reference) => ({ arm: "none", reference, measure: "pplCode" })),
+];
+
+/** The z-loss arms against `global` (the z-loss page and the model card). */
+export const zLossClaims: readonly ClaimSpec[] = [
+  { arm: "global-z-no-divk", reference: "global", measure: "pplCode" },
+  { arm: "global-no-z", reference: "global", measure: "pplCode" },
+  { arm: "global-z-no-divk", reference: "global", measure: "logitMax" },
+];
+
+/** Each spec compared over the runs' paired seeds. */
+export function compareClaims(runs: readonly Run[], specs: readonly ClaimSpec[]): Comparison[] {
+  return specs.map((s) => {
+    const measure = measures[s.measure];
+    if (!measure) throw new Error(`no measure named ${s.measure}`);
+    return compare(runs, s.arm, s.reference, measure, s.expected, s.claim);
+  });
+}
+
 /** "+1.2 % [−0.5 %, +2.9 %] over 3 paired seeds", or why there is no interval. */
 export function describeInterval(c: Comparison): string {
   const { interval, measure } = c;
