@@ -8,6 +8,8 @@
  */
 import type { BiasReplay } from "../lib/loss-free.js";
 import type { RoutingSummary } from "../lib/summary.js";
+import type { RoutingConvention } from "../lib/conventions.js";
+import type { RoutingRequest } from "../lib/routing-options.js";
 
 export type LogitsWorkerRequest =
   | { id: number; type: "inspect"; file: Blob; name: string }
@@ -18,6 +20,10 @@ export type LogitsWorkerRequest =
       sequenceLengths: number[] | null;
       biasRate: number;
       biasBatchTokens: number;
+      /** A routing convention (a preset or explicit fields); empty: the lab's softmax router. */
+      routing: RoutingRequest;
+      /** An expert bias as JSON text (E numbers, or an array of E per layer), for the choice only; null: none. */
+      biasJson: string | null;
     };
 
 export interface FileDescription {
@@ -36,6 +42,16 @@ export interface FileDescription {
 export type LogitsWorkerMessage = { id: number } & (
   | { type: "described"; file: FileDescription }
   | { type: "progress"; done: number; total: number }
-  | { type: "summarized"; summary: RoutingSummary; replay: BiasReplay; ms: number }
+  | {
+      type: "summarized";
+      summary: RoutingSummary;
+      /** The loss-free replay; null when a convention or a bias routed the file (the replay is the lab's softmax router's). */
+      replay: BiasReplay | null;
+      /** The convention the file was routed by; null: the lab's softmax router. */
+      routing: RoutingConvention | null;
+      /** Sigmoid asked of rows that sum to 1, and the like: the numbers stand, with this said beside them. */
+      warning: string | null;
+      ms: number;
+    }
   | { type: "error"; message: string }
 );

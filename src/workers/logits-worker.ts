@@ -6,6 +6,8 @@
  */
 import { LabInputError } from "../lib/types.js";
 import { BiasReplayBuilder } from "../lib/loss-free.js";
+import { probabilitiesWarning } from "../lib/conventions.js";
+import { parseBiasJson, resolveConvention } from "../lib/routing-options.js";
 import { planLogits, streamLogits, summaryForPlan, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
 import { describeReadError as describe } from "../lib/io/read-error.js";
@@ -61,15 +63,38 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       const [reading, readingPlan] = [source, plan];
       const started = performance.now();
       const sequenceLengths = request.sequenceLengths ?? readingPlan.sequenceLengths ?? [readingPlan.tokens];
+      // The same resolution and bias parsing as `moe-lab losses --preset … --bias FILE`.
+      const convention = resolveConvention(request.routing, request.topK, readingPlan.experts);
+      const bias =
+        request.biasJson === null
+          ? undefined
+          : parseBiasJson(request.biasJson, readingPlan.layers, readingPlan.experts, "the expert bias");
       // One routing pass per row: the replay takes each row's probabilities
-      // and plain top-k from the summary and adds only its biased choice.
-      const replay = new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
-      const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, { onRow: replay.onRow });
+      // and plain top-k from the summary and adds only its biased choice. It
+      // replays the lab's softmax router, so it runs only when that router does.
+      const replay =
+        convention || bias
+          ? null
+          : new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
+      const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, {
+        ...(replay ? { onRow: replay.onRow } : {}),
+        ...(convention ? { convention } : {}),
+        ...(bias ? { selectionBias: bias } : {}),
+      });
+      let warning: string | null = null;
+      let first = true;
       await streamLogits(
         reading,
         readingPlan,
         (values, count) => {
           if (id !== newest) throw new Superseded();
+          if (first && convention)
+            warning = probabilitiesWarning(
+              values.subarray(0, count * readingPlan.experts),
+              readingPlan.experts,
+              convention.score,
+            );
+          first = false;
           summary.addRows(values, 0, count);
         },
         (done, total) => post({ id, type: "progress", done, total }),
@@ -78,7 +103,9 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
         id,
         type: "summarized",
         summary: summary.finish(),
-        replay: replay.replay,
+        replay: replay ? replay.replay : null,
+        routing: convention ?? null,
+        warning,
         ms: performance.now() - started,
       });
     }

@@ -284,3 +284,58 @@ test(
     await page.close();
   },
 );
+
+test(
+  "a sigmoid, grouped, biased router: the page routes the file as moe-lab losses does with the same options",
+  { timeout: testTimeout },
+  async () => {
+    const path = save("sigmoid.npy", writeNpy(logits(2, 300, 16, 41), [2, 300, 16]));
+    const bias = [0, 1].map((l) => Array.from({ length: 16 }, (_, e) => (((e * 5 + l) % 7) - 3) * 0.04));
+    const biasPath = save("sigmoid-bias.json", JSON.stringify(bias));
+    const options = [
+      "--top-k",
+      "4",
+      "--score",
+      "sigmoid",
+      "--groups",
+      "4",
+      "--topk-groups",
+      "2",
+      "--scaling-factor",
+      "2.5",
+    ];
+    const expected = cli(path, ...options, "--bias", biasPath);
+    const plain = cli(path, "--top-k", "4");
+    assert.notDeepEqual(expected.load, plain.load, "the convention changes the route");
+
+    const { page, problems } = await open();
+    await drop(page, path);
+    await page.waitForSelector("[data-testid=file-description]");
+    const field = (label: string) => page.locator("form", { has: page.locator("label", { hasText: label }) });
+    await field("top_k").locator("input[type=number]").fill("4");
+    await field("score function").locator("select").selectOption({ label: "sigmoid" });
+    await field("expert groups").locator("input").fill("4");
+    await field("groups kept").locator("input").fill("2");
+    await field("scaling factor").locator("input").fill("2.5");
+    await field("expert bias (JSON)").locator("textarea").fill(JSON.stringify(bias));
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.getByTestId("routing-note").filter({ hasText: "sigmoid scores" }).waitFor();
+    const href = await page.getByTestId("export-json").getAttribute("href");
+    const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
+    assert.deepEqual(exported.load, expected.load);
+    for (const family of families)
+      for (const [key, value] of Object.entries(expected[family] as Record<string, number>))
+        assert.ok(Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)), `${family}.${key}`);
+    assert.match(
+      (await page.getByTestId("routing-note").textContent()) ?? "",
+      /4 groups with 2 kept .*top-4.*× 2\.5.*your expert bias/,
+    );
+
+    // a contradiction is one message, and the page keeps working
+    await field("routing preset").locator("select").selectOption({ label: "DeepSeek-V3" });
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.getByTestId("file-error").filter({ hasText: "DeepSeek-V3 preset has" }).waitFor();
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
