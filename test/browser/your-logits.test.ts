@@ -59,6 +59,19 @@ async function drop(page: Page, path: string): Promise<void> {
 
 const families = ["lbl", "z_loss", "cv2", "max_vio"] as const;
 
+/** The page's JSON export is the CLI's record: the same loads, every loss within 1e-9. */
+async function assertExportIs(page: Page, expected: Record<string, unknown>): Promise<void> {
+  const href = await page.getByTestId("export-json").getAttribute("href");
+  const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
+  assert.deepEqual(exported.load, expected.load);
+  for (const family of families)
+    for (const [key, value] of Object.entries(expected[family] as Record<string, number>))
+      assert.ok(
+        Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)),
+        `export ${family}.${key}: ${exported[family][key]} vs ${value}`,
+      );
+}
+
 for (const [name, make, args] of [
   [
     "safetensors, one tensor per layer, top_k and sequence lengths in metadata",
@@ -122,15 +135,7 @@ for (const [name, make, args] of [
       }
     }
     // the JSON export is the CLI's record
-    const href = await page.getByTestId("export-json").getAttribute("href");
-    const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
-    assert.deepEqual(exported.load, expected.load);
-    for (const family of families)
-      for (const [key, value] of Object.entries(expected[family] as Record<string, number>))
-        assert.ok(
-          Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)),
-          `export ${family}.${key}`,
-        );
+    await assertExportIs(page, expected);
     assert.deepEqual(
       requests.filter((u) => !u.startsWith("blob:")),
       [],
@@ -320,12 +325,7 @@ test(
     await field("expert bias (JSON)").locator("textarea").fill(JSON.stringify(bias));
     await page.getByRole("button", { name: "Compute" }).click();
     await page.getByTestId("routing-note").filter({ hasText: "sigmoid scores" }).waitFor();
-    const href = await page.getByTestId("export-json").getAttribute("href");
-    const exported = JSON.parse(await page.evaluate(async (url) => (await fetch(url!)).text(), href));
-    assert.deepEqual(exported.load, expected.load);
-    for (const family of families)
-      for (const [key, value] of Object.entries(expected[family] as Record<string, number>))
-        assert.ok(Math.abs(exported[family][key] - value) <= 1e-9 * Math.max(1, Math.abs(value)), `${family}.${key}`);
+    await assertExportIs(page, expected);
     assert.match(
       (await page.getByTestId("routing-note").textContent()) ?? "",
       /4 groups with 2 kept .*top-4.*× 2\.5.*your expert bias/,
