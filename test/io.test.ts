@@ -212,3 +212,11 @@ test("a read error is called 'too large' only when an allocation failed", () => 
     "unexpected error, please report it: x is undefined",
   );
 });
+
+test("a file's input becomes the LogitsBatch a summary takes once its top-k is known", async () => {
+  const { batchOfInput } = await import("../src/lib/io/tensor.js");
+  const logits = { data: Float32Array.from([0, 1, 2, 3, 4, 5]), layers: 1, tokens: 3, experts: 2 };
+  assert.deepEqual(batchOfInput({ logits, topK: 1 }), { logits, topK: 1, sequenceLengths: [3] });
+  assert.deepEqual(batchOfInput({ logits, sequenceLengths: [1, 2] }, 2).sequenceLengths, [1, 2]);
+  assert.throws(() => batchOfInput({ logits }), /does not say top_k/);
+});

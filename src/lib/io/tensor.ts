@@ -4,14 +4,28 @@
  * `[L, T, E]`, and `[L, B, S, E]` (batch × sequence, as OLMoE-mini's ONNX
  * `router_logits` output is shaped; it implies B sequences of S tokens).
  */
-import { LabInputError, type FloatArray, type RouterLogits } from "../types.js";
+import { LabInputError, type FloatArray, type LogitsBatch, type RouterLogits } from "../types.js";
 import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
 
-export interface LogitsInput {
+export interface LogitsInput extends Partial<Pick<LogitsBatch, "topK" | "selectionBias">> {
   readonly logits: RouterLogits;
-  readonly topK?: number;
+  /** A file may say its sequences (metadata, or a 4-D shape); absent: one sequence. */
   readonly sequenceLengths?: number[];
   readonly microBatchSequences?: number;
+}
+
+/**
+ * The batch a file describes, once its top-k is known (from the file, or
+ * given): the LogitsBatch every summary takes.
+ */
+export function batchOfInput(input: LogitsInput, topK = input.topK): LogitsBatch {
+  if (topK === undefined) throw new LabInputError("the file does not say top_k: give it");
+  return {
+    logits: input.logits,
+    topK,
+    sequenceLengths: input.sequenceLengths ?? [input.logits.tokens],
+    ...(input.selectionBias ? { selectionBias: input.selectionBias } : {}),
+  };
 }
 
 /** Layers, tokens and experts of an accepted tensor shape (and the sequences a 4-D shape implies). */
