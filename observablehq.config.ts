@@ -18,6 +18,7 @@ export default {
     { name: "Router z-loss", path: "/z-loss" },
     { name: "Three granularities", path: "/granularity" },
     { name: "Loss-free balancing", path: "/loss-free" },
+    { name: "Production routers", path: "/routers" },
     { name: "Train a router, live", path: "/live-training" },
     { name: "Playground", path: "/playground" },
     { name: "Ablation on OLMoE-mini", path: "/ablation" },

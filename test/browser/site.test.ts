@@ -28,6 +28,7 @@ const pages = [
   "z-loss",
   "granularity",
   "loss-free",
+  "routers",
   "live-training",
   "playground",
   "ablation",
@@ -395,3 +396,58 @@ test("cv2: E·Σf² equals 1 + CV²(load) on the page's logits", { timeout: test
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test(
+  "production routers: the capacity, aux-map and causality numbers are the library's",
+  { timeout: testTimeout },
+  async () => {
+    const { routeLayer, loadOf, differingTokens } = await import("../../src/lib/routed-layer.js");
+    const { routingPresets } = await import("../../src/lib/presets.js");
+    const { applyCapacity } = await import("../../src/lib/capacity.js");
+    // the page's defaults: 64 experts, top-8, 8 sequences × 128 tokens, popularity 0.8, seed 4
+    const batch = syntheticBatch({
+      experts: 64,
+      domains: Array.from({ length: 8 }, (_, s) => (s % 2 ? "prose" : "code")),
+      tokensPerSequence: 128,
+      popularity: 0.8,
+      seed: 4,
+    });
+    const tokens = batch.logits.tokens;
+    const olmoe = routeLayer(batch.logits.data, tokens, 64, routingPresets.olmoe.convention(8));
+    const dropped = applyCapacity(olmoe.chosen, olmoe.gates, 64, 8, 1, "probs").droppedShare;
+    const deepseek = routeLayer(batch.logits.data, tokens, 64, routingPresets["deepseek-v3"].convention(8));
+    const load = loadOf(deepseek.chosen, 64);
+    const bias = Float64Array.from(load, (c) => 0.05 * Math.sign((tokens * 8) / 64 - c));
+    const biased = routeLayer(batch.logits.data, tokens, 64, routingPresets["deepseek-v3"].convention(8), bias);
+
+    const { page, problems } = await open("routers");
+    await page.waitForSelector("[data-testid=causality]");
+    assert.equal((await page.getByTestId("cap-dropped").textContent())?.trim(), `${(100 * dropped).toFixed(2)} %`);
+    assert.equal(
+      (await page.getByTestId("aux-mismatch").textContent())?.trim(),
+      `${(100 * differingTokens(biased.chosen, biased.auxChosen, 8)).toFixed(1)} %`,
+    );
+    assert.equal(
+      (await page.getByTestId("differ-mixtral").textContent())?.trim(),
+      "0.0 %",
+      "softmax presets choose OLMoE's experts",
+    );
+    assert.equal((await page.getByTestId("causal-token-choice").first().textContent())?.trim(), "causal");
+    assert.match((await page.getByTestId("causal-expert-choice").textContent()) ?? "", /flagged/);
+    // a slider re-runs the capacity cell: at CF 2 fewer slots are dropped
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "capacity factor" }) })
+      .locator("input[type=number]")
+      .fill("2");
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "capacity factor" }) })
+      .locator("input[type=number]")
+      .press("Enter");
+    const atTwo = applyCapacity(olmoe.chosen, olmoe.gates, 64, 8, 2, "probs").droppedShare;
+    await eventually(async () =>
+      assert.equal((await page.getByTestId("cap-dropped").textContent())?.trim(), `${(100 * atTwo).toFixed(2)} %`),
+    );
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
