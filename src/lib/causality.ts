@@ -10,7 +10,7 @@
  * `checkCausality` perturbs every token after position t and reports whether
  * token t's set of experts changed, for every t it tries.
  */
-import { softmaxRow, topKRow } from "./routing.js";
+import { biasedTopKRow, softmaxRow, topKRow } from "./routing.js";
 import { uniformGenerator } from "./random.js";
 
 /** Routes one batch (tokens × experts logits, one layer) into each token's set of experts. */
@@ -20,11 +20,11 @@ export type BatchRouter = (logits: Float64Array, tokens: number, experts: number
 export function tokenChoiceRouter(topK: number, bias?: ArrayLike<number>): BatchRouter {
   return (logits, tokens, experts) => {
     const p = new Float64Array(experts);
+    const scores = new Float64Array(experts);
     const chosen = new Int32Array(topK);
     return Array.from({ length: tokens }, (_, t) => {
       softmaxRow(logits, t * experts, experts, p);
-      if (bias) for (let e = 0; e < experts; e++) p[e] += bias[e];
-      topKRow(p, experts, topK, chosen);
+      biasedTopKRow(p, bias, 0, experts, topK, scores, chosen);
       return Array.from(chosen).sort((a, b) => a - b);
     });
   };

@@ -168,6 +168,9 @@ export class ConventionRouter {
   private readonly groupScores: Float64Array;
   private readonly keptGroups: Int32Array;
   private readonly scratch: Int32Array;
+  /** One group's selection scores, and which groups are kept: reused row to row (no allocation per token). */
+  private readonly inGroup: Float64Array;
+  private readonly keptMask: Uint8Array;
 
   constructor(
     readonly convention: RoutingConvention,
@@ -183,6 +186,8 @@ export class ConventionRouter {
     this.groupScores = new Float64Array(groups);
     this.keptGroups = new Int32Array(convention.groups?.keep ?? 1);
     this.scratch = new Int32Array(Math.max(2, convention.topK, experts));
+    this.inGroup = new Float64Array(experts / groups);
+    this.keptMask = new Uint8Array(groups);
   }
 
   /**
@@ -194,12 +199,14 @@ export class ConventionRouter {
     const { convention: c, experts: E, scores, balanceScores, selection } = this;
     let max = -Infinity;
     for (let e = 0; e < E; e++) if (logits[offset + e] > max) max = logits[offset + e];
+    // One exp per logit: exp(x − max) serves the logsumexp and, scaled, the softmax.
     let sum = 0;
-    for (let e = 0; e < E; e++) sum += Math.exp(logits[offset + e] - max);
+    for (let e = 0; e < E; e++) sum += scores[e] = Math.exp(logits[offset + e] - max);
     const lse = max + Math.log(sum);
 
     if (c.score === "softmax") {
-      for (let e = 0; e < E; e++) scores[e] = Math.exp(logits[offset + e] - lse);
+      const inv = 1 / sum;
+      for (let e = 0; e < E; e++) scores[e] *= inv;
       balanceScores.set(scores);
       // Top-k of the logits and of the softmax are the same choice; the group
       // scores are not (a sum of logits against a sum of probabilities).
@@ -247,7 +254,7 @@ export class ConventionRouter {
     const size = E / count;
     const resolved = rule === "deepseek-v3" ? (hasBias ? "top2-sum" : "max") : rule;
     const take = resolved === "max" ? 1 : resolved === "top2-sum" ? Math.min(2, size) : c.topK / keep;
-    const inGroup = new Float64Array(size);
+    const { inGroup, keptMask } = this;
     for (let g = 0; g < count; g++) {
       for (let j = 0; j < size; j++) inGroup[j] = selection[g * size + j];
       topKRow(inGroup, size, take, scratch);
@@ -256,8 +263,9 @@ export class ConventionRouter {
       groupScores[g] = score;
     }
     topKRow(groupScores, count, keep, keptGroups);
-    const kept = new Uint8Array(count);
-    for (let i = 0; i < keep; i++) kept[keptGroups[i]] = 1;
-    for (let g = 0; g < count; g++) if (!kept[g]) for (let j = 0; j < size; j++) selection[g * size + j] = -Infinity;
+    keptMask.fill(0);
+    for (let i = 0; i < keep; i++) keptMask[keptGroups[i]] = 1;
+    for (let g = 0; g < count; g++)
+      if (!keptMask[g]) for (let j = 0; j < size; j++) selection[g * size + j] = -Infinity;
   }
 }
