@@ -451,3 +451,44 @@ test(
     await page.close();
   },
 );
+
+test(
+  "loss-free: the controllers' table is the library's, and a new seed re-runs it",
+  { timeout: testTimeout },
+  async () => {
+    const { syntheticScoreStream, runControllers, controllerReport, scoreScale } =
+      await import("../../src/lib/bias-controllers.js");
+    // the page's defaults: 32 experts, top-4, 80 batches of 256 tokens, switch at 40, sigmoid, u = 0.1 × scale
+    const expected = (seed: number) => {
+      const stream = syntheticScoreStream({
+        experts: 32,
+        topK: 4,
+        tokensPerBatch: 256,
+        batches: 80,
+        switchAt: 40,
+        score: "sigmoid",
+        specialization: 0.5,
+        seed,
+      });
+      const u = 10 ** -1 * scoreScale(stream);
+      const [sign, ema] = runControllers(stream, [
+        { rule: "sign", rate: u },
+        { rule: "quantile-ema", rate: 0, ema: 0.3 },
+      ]);
+      return { sign: controllerReport(sign, 40, 32, 10).after, ema: controllerReport(ema, 40, 32, 10).after };
+    };
+    const { page, problems } = await open("loss-free");
+    await page.waitForSelector("[data-testid=controllers]");
+    const first = expected(1);
+    await shows(page, "after-sign", Number(first.sign.toFixed(3)));
+    await shows(page, "after-quantile-ema", Number(first.ema.toFixed(3)));
+    assert.equal(await number(page, "after-quantile-same-batch"), 0, "same-batch quantile balancing is exact");
+    await page.getByTestId("recentred-same").waitFor();
+    await setRange(page, "stream seed", 2);
+    const second = expected(2);
+    await shows(page, "after-sign", Number(second.sign.toFixed(3)));
+    await shows(page, "after-quantile-ema", Number(second.ema.toFixed(3)));
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
