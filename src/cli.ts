@@ -40,6 +40,7 @@ import {
   scoreFunctions,
   type RoutingRequest,
 } from "./lib/routing-options.js";
+import { AuxMapCounter, type AuxMapLayer } from "./lib/aux-map.js";
 
 /** `lbl.{switch,hf,…}, z_loss.{…}, …`, from the registry. */
 const lossFamiliesHelp = [...new Set(lossDescriptors.map((d) => d.family))]
@@ -331,9 +332,12 @@ async function losses(options: Options): Promise<string> {
         "--framework simulates the framework's own softmax router: drop the routing options, or --framework",
       );
     }
+    // With a bias or another convention, also count the map an aux loss reads (Megatron-LM's own top-k).
+    const auxMap = convention || bias ? new AuxMapCounter(plan, topK) : null;
     const summary = summaryForPlan(plan, topK, sequenceLengths, {
       ...(convention ? { convention } : {}),
       ...(bias ? { selectionBias: bias } : {}),
+      ...(auxMap ? { onRow: auxMap.onRow } : {}),
     });
     let checkedRows = 0;
     const warnings: string[] = [];
@@ -356,7 +360,11 @@ async function losses(options: Options): Promise<string> {
     const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
     const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
     if (convention || bias)
-      record.routing = { ...(convention ?? olmoeConvention(topK)), bias: bias ? "given" : "none" };
+      record.routing = {
+        ...(convention ?? olmoeConvention(topK)),
+        bias: bias ? "given" : "none",
+        aux_map: auxMapRecord(auxMap!.finish()),
+      };
     for (const warning of warnings) process.stderr.write(`moe-lab: warning: ${warning}\n`);
     if (kept && options.framework) {
       record.framework = frameworkRecord(
@@ -409,6 +417,18 @@ function keptLogits(plan: { layers: number; tokens: number; experts: number; dty
       `--framework keeps every logit in memory; this file's ${(bytes / 2 ** 20).toFixed(0)} MiB of logits pass the ${MAX_WHOLE_BYTES / 2 ** 20} MiB limit: give fewer tokens`,
     );
   return plan.dtype === "float64" ? new Float64Array(count) : new Float32Array(count);
+}
+
+/** Per layer, the dispatched route against the map an aux loss counts (aux-map.ts), in the record's snake_case. */
+function auxMapRecord(layers: AuxMapLayer[]): Record<string, unknown> {
+  return {
+    what: "the aux loss's own map: plain top-k of the per-token normalised scores, no bias, no groups (Megatron-LM compute_routing_scores_for_aux_loss)",
+    tokens_differing: layers.map((l) => l.tokensDiffering),
+    max_vio_route: layers.map((l) => l.maxVioRoute),
+    max_vio_aux_map: layers.map((l) => l.maxVioAuxMap),
+    lbl_route: layers.map((l) => l.lblRoute),
+    lbl_aux_map: layers.map((l) => l.lblAuxMap),
+  };
 }
 
 export async function main(args: string[]): Promise<number> {

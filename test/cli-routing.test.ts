@@ -16,6 +16,9 @@ import { lossRecord } from "../src/lib/losses/index.js";
 import { summarize } from "../src/lib/summary.js";
 import { normalGenerator } from "../src/lib/random.js";
 import { assertClose } from "./helpers.js";
+import { routeLayer, loadOf, differingTokens } from "../src/lib/routed-layer.js";
+import { maxVioOfLoad } from "../src/lib/losses/max-vio.js";
+import { switchLblFromLoad } from "../src/lib/capacity.js";
 
 const bin = fileURLToPath(new URL("../bin/moe-lab.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "moe-lab-routing-"));
@@ -80,6 +83,29 @@ test("--preset deepseek-v3 with --bias: the loads are the dispatched route, row 
   const plain = JSON.parse((await run("losses", logitsPath, "--top-k", "8")).stdout);
   assert.notDeepEqual(plain.load, record.load);
   assert.equal(plain.routing, undefined, "no routing entry without a convention");
+});
+
+test("the record shows the map the aux loss counts beside the dispatched route, per layer", async () => {
+  const { stdout } = await run("losses", logitsPath, "--top-k", "8", "--preset", "deepseek-v3", "--bias", biasPath);
+  const aux = JSON.parse(stdout).routing.aux_map;
+  // independently: routeLayer keeps both maps slot by slot
+  const convention = routingPresets["deepseek-v3"].convention(8);
+  for (let l = 0; l < layers; l++) {
+    const rows = data.subarray(l * tokens * experts, (l + 1) * tokens * experts);
+    const routed = routeLayer(rows, tokens, experts, convention, bias[l]);
+    assert.equal(aux.tokens_differing[l], differingTokens(routed.chosen, routed.auxChosen, 8));
+    assertClose(aux.max_vio_route[l], maxVioOfLoad(loadOf(routed.chosen, experts), tokens, 8), 1e-12, "route");
+    assertClose(aux.max_vio_aux_map[l], maxVioOfLoad(loadOf(routed.auxChosen, experts), tokens, 8), 1e-12, "map");
+    const f = (chosen: Int32Array) => switchLblFromLoad(loadOf(chosen, experts), routed.balanceSum, tokens, 8);
+    assertClose(aux.lbl_route[l], f(routed.chosen), 1e-12, "lbl route");
+    assertClose(aux.lbl_aux_map[l], f(routed.auxChosen), 1e-12, "lbl map");
+  }
+  assert.ok(
+    aux.tokens_differing.some((share: number) => share > 0),
+    "bias and groups move some tokens off the aux map",
+  );
+  // no convention, no bias: no routing entry at all
+  assert.equal(JSON.parse((await run("losses", logitsPath, "--top-k", "8")).stdout).routing, undefined);
 });
 
 test("explicit options build the same convention as the preset they spell out", async () => {

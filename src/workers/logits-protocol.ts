@@ -10,6 +10,7 @@ import type { BiasReplay } from "../lib/loss-free.js";
 import type { RoutingSummary } from "../lib/summary.js";
 import type { RoutingConvention } from "../lib/conventions.js";
 import type { RoutingRequest } from "../lib/routing-options.js";
+import type { AuxMapLayer } from "../lib/aux-map.js";
 
 export type LogitsWorkerRequest =
   | { id: number; type: "inspect"; file: Blob; name: string }
@@ -49,6 +50,8 @@ export type LogitsWorkerMessage = { id: number } & (
       replay: BiasReplay | null;
       /** The convention the file was routed by; null: the lab's softmax router. */
       routing: RoutingConvention | null;
+      /** With a convention or bias: per layer, the dispatched route against the map an aux loss counts; else null. */
+      auxMap: AuxMapLayer[] | null;
       /** Sigmoid asked of rows that sum to 1, and the like: the numbers stand, with this said beside them. */
       warning: string | null;
       ms: number;

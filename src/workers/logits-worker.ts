@@ -8,6 +8,7 @@ import { LabInputError } from "../lib/types.js";
 import { BiasReplayBuilder } from "../lib/loss-free.js";
 import { probabilitiesWarning } from "../lib/conventions.js";
 import { parseBiasJson, resolveConvention } from "../lib/routing-options.js";
+import { AuxMapCounter } from "../lib/aux-map.js";
 import { planLogits, streamLogits, summaryForPlan, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
 import { describeReadError as describe } from "../lib/io/read-error.js";
@@ -76,8 +77,11 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
         convention || bias
           ? null
           : new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
+      // With a convention or a bias, the map an aux loss counts rides on the same pass (as in the CLI).
+      const auxMap = convention || bias ? new AuxMapCounter(readingPlan, request.topK) : null;
       const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, {
         ...(replay ? { onRow: replay.onRow } : {}),
+        ...(auxMap ? { onRow: auxMap.onRow } : {}),
         ...(convention ? { convention } : {}),
         ...(bias ? { selectionBias: bias } : {}),
       });
@@ -105,6 +109,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
         summary: summary.finish(),
         replay: replay ? replay.replay : null,
         routing: convention ?? null,
+        auxMap: auxMap ? auxMap.finish() : null,
         warning,
         ms: performance.now() - started,
       });

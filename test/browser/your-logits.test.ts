@@ -330,6 +330,30 @@ test(
       (await page.getByTestId("routing-note").textContent()) ?? "",
       /4 groups with 2 kept .*top-4.*× 2\.5.*your expert bias/,
     );
+    // the aux loss's own map beside the route, layer by layer as the CLI reports it
+    const auxRows = await page.getByTestId("aux-map").locator("tr").allTextContents();
+    for (const l of [0, 1]) {
+      const cells = (
+        await page
+          .getByTestId("aux-map")
+          .locator("tr")
+          .nth(2 + l)
+          .locator("td")
+          .allTextContents()
+      ).map((c) => c.trim());
+      assert.deepEqual(
+        cells,
+        [
+          String(l),
+          `${(100 * expected.routing.aux_map.tokens_differing[l]).toFixed(1)} %`,
+          expected.routing.aux_map.max_vio_route[l].toFixed(3),
+          expected.routing.aux_map.max_vio_aux_map[l].toFixed(3),
+          expected.routing.aux_map.lbl_route[l].toFixed(4),
+          expected.routing.aux_map.lbl_aux_map[l].toFixed(4),
+        ],
+        `layer ${l} of ${auxRows.length - 1} rows`,
+      );
+    }
 
     // a contradiction is one message, and the page keeps working
     await field("routing preset").locator("select").selectOption({ label: "DeepSeek-V3" });
