@@ -68,7 +68,7 @@ const presetHelp = presetNames.map((name) => `  ${name.padEnd(16)} ${routingPres
 const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
                       [--preset NAME | --score F [--groups G --topk-groups N]
                                         [--group-rule R] [--scaling-factor S] [--post-softmax]]
-                      [--bias BIAS.json]
+                      [--bias BIAS.json | --ignore-file-bias]
                       [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]
                                         [--pad-to N] [--per-token-loss]]
        moe-lab --version
@@ -116,7 +116,11 @@ ${presetHelp}
 --post-softmax   softmax routers: top-k of the logits, then softmax over the
                  chosen (Megatron-LM's default, gpt-oss); default: top-k of the softmax
 --bias FILE      expert bias, added to the scores for the choice only: a JSON
-                 array of E numbers, or one such array per layer
+                 array of E numbers, or one such array per layer. A .safetensors
+                 FILE may carry its own: tensors named *.expert_bias (Megatron-LM,
+                 torchtitan) or *.e_score_correction_bias (DeepSeek-V3 in HF
+                 transformers), [L, E] or one [E] per layer; it is used unless
+--ignore-file-bias routes without it
 A preset and an option that disagree are refused.
 Where the upstream code leaves a choice, the lab makes it:
 ${choiceHelp}`;
@@ -136,6 +140,7 @@ interface Options {
   perTokenLoss?: boolean;
   routing: RoutingRequest;
   bias?: string;
+  ignoreFileBias?: boolean;
 }
 
 /** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
@@ -164,6 +169,9 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     if (flag === "--per-token-loss") {
       if (inline !== undefined) throw new UsageError("--per-token-loss takes no value");
       options.perTokenLoss = true;
+    } else if (flag === "--ignore-file-bias") {
+      if (inline !== undefined) throw new UsageError("--ignore-file-bias takes no value");
+      options.ignoreFileBias = true;
     } else if (flag === "--post-softmax") {
       if (inline !== undefined) throw new UsageError("--post-softmax takes no value");
       routing.preSoftmax = false;
@@ -326,10 +334,15 @@ async function losses(options: Options): Promise<string> {
     if (topK === undefined) throw new LabInputError(`${source.name} does not say top_k: pass --top-k K`);
     const sequenceLengths = plan.sequenceLengths ?? [plan.tokens];
     const convention = resolveConvention(options.routing, topK, plan.experts);
-    const bias = options.bias === undefined ? undefined : await readBias(options.bias, plan.layers, plan.experts);
+    const fileBias = options.ignoreFileBias ? undefined : plan.selectionBias;
+    if (fileBias && options.bias !== undefined)
+      throw new LabInputError(
+        `${source.name} carries its own expert bias (${plan.selectionBiasSource}) and --bias gives another: drop --bias, or add --ignore-file-bias`,
+      );
+    const bias = options.bias === undefined ? fileBias : await readBias(options.bias, plan.layers, plan.experts);
     if (options.framework !== undefined && (convention || bias)) {
       throw new LabInputError(
-        "--framework simulates the framework's own softmax router: drop the routing options, or --framework",
+        `--framework simulates the framework's own softmax router: drop the routing options${fileBias ? " (this file carries an expert bias: --ignore-file-bias)" : ""}, or --framework`,
       );
     }
     // With a bias or another convention, also count the map an aux loss reads (Megatron-LM's own top-k).
@@ -362,7 +375,7 @@ async function losses(options: Options): Promise<string> {
     if (convention || bias)
       record.routing = {
         ...(convention ?? olmoeConvention(topK)),
-        bias: bias ? "given" : "none",
+        bias: fileBias ? `from the file: ${plan.selectionBiasSource}` : bias ? "given" : "none",
         aux_map: auxMapRecord(auxMap!.finish()),
       };
     for (const warning of warnings) process.stderr.write(`moe-lab: warning: ${warning}\n`);

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeNpy } from "../src/lib/io/npy.js";
+import { writeSafetensors } from "../src/lib/io/safetensors.js";
 import { ConventionRouter } from "../src/lib/conventions.js";
 import { routingPresets } from "../src/lib/presets.js";
 import { lossRecord } from "../src/lib/losses/index.js";
@@ -169,4 +170,84 @@ test("sigmoid scores asked of probabilities: the numbers come with a warning", a
   const { code, stderr } = await run("losses", path, "--top-k", "2", "--score", "sigmoid");
   assert.equal(code, 0);
   assert.match(stderr, /warning: every row checked sums to 1: these look like probabilities/);
+});
+
+test("a .safetensors file's own expert bias routes it, exactly as --bias with the same numbers", async () => {
+  // values exact in float32, so the file's F32 bias and the JSON bias are the same numbers
+  const exact = bias.map((row) => row.map((b) => Math.round(b * 64) / 64));
+  const exactPath = save("exact-bias.json", JSON.stringify(exact));
+  const perLayer = (l: number) => data.slice(l * tokens * experts, (l + 1) * tokens * experts);
+  const megatronStyle = save(
+    "with-bias.safetensors",
+    writeSafetensors({
+      "layer.0": { data: perLayer(0), shape: [tokens, experts] },
+      "layer.1": { data: perLayer(1), shape: [tokens, experts] },
+      "decoder.layers.0.mlp.router.expert_bias": { data: Float32Array.from(exact[0]), shape: [experts] },
+      "decoder.layers.1.mlp.router.expert_bias": { data: Float32Array.from(exact[1]), shape: [experts] },
+    }),
+  );
+  const args = ["--top-k", "8", "--preset", "deepseek-v3"];
+  const fromFile = JSON.parse((await run("losses", megatronStyle, ...args)).stdout);
+  const given = JSON.parse((await run("losses", logitsPath, ...args, "--bias", exactPath)).stdout);
+  assert.deepEqual(fromFile.load, given.load);
+  assert.equal(fromFile.lbl.switch, given.lbl.switch);
+  assert.match(fromFile.routing.bias, /from the file: 'decoder\.layers\.0\.mlp\.router\.expert_bias'/);
+  const unbiased = JSON.parse((await run("losses", logitsPath, ...args)).stdout);
+  assert.notDeepEqual(fromFile.load, unbiased.load, "the bias moves the route");
+  // --ignore-file-bias: the route without it
+  const ignored = JSON.parse((await run("losses", megatronStyle, ...args, "--ignore-file-bias")).stdout);
+  assert.deepEqual(ignored.load, unbiased.load);
+
+  // DeepSeek-V3's name in Hugging Face transformers, as one [L, E] tensor
+  const hfStyle = save(
+    "hf-bias.safetensors",
+    writeSafetensors({
+      router_logits: { data, shape: [layers, tokens, experts] },
+      e_score_correction_bias: { data: Float32Array.from(exact.flat()), shape: [layers, experts] },
+    }),
+  );
+  assert.deepEqual(JSON.parse((await run("losses", hfStyle, ...args)).stdout).load, given.load);
+});
+
+test("a file's expert bias that does not fit, is not finite, or meets --bias: one message, exit status 2", async () => {
+  let made = 0;
+  const one = (extra: Record<string, { data: Float32Array; shape: number[] }>) =>
+    save(
+      `bad-bias-${made++}.safetensors`,
+      writeSafetensors({ router_logits: { data, shape: [layers, tokens, experts] }, ...extra }),
+    );
+  const cases: [string, string[], RegExp][] = [
+    [
+      one({ expert_bias: { data: new Float32Array(experts), shape: [experts] } }),
+      [],
+      /expert bias in .* \('expert_bias', shape \[16\]\) does not fit 2 layers × 16 experts/,
+    ],
+    [
+      one({
+        expert_bias: {
+          data: Float32Array.from({ length: layers * experts }, (_, i) => (i === 5 ? NaN : 0)),
+          shape: [layers, experts],
+        },
+      }),
+      [],
+      /expert bias in .* is not finite at layer 0, expert 5: NaN/,
+    ],
+    [
+      one({ expert_bias: { data: new Float32Array(layers * experts), shape: [layers, experts] } }),
+      ["--bias", biasPath],
+      /carries its own expert bias \('expert_bias'\) and --bias gives another: drop --bias, or add --ignore-file-bias/,
+    ],
+    [
+      save("only-bias.safetensors", writeSafetensors({ expert_bias: { data: new Float32Array(4), shape: [4] } })),
+      [],
+      /holds an expert bias but no router logits/,
+    ],
+  ];
+  for (const [path, args, message] of cases) {
+    const { code, stdout, stderr } = await run("losses", path, "--top-k", "8", ...args);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.equal(stdout, "");
+    assert.match(stderr, message);
+    assert.equal(stderr.trim().split("\n").length, 1, stderr);
+  }
 });

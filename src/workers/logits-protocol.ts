@@ -25,6 +25,8 @@ export type LogitsWorkerRequest =
       routing: RoutingRequest;
       /** An expert bias as JSON text (E numbers, or an array of E per layer), for the choice only; null: none. */
       biasJson: string | null;
+      /** Route without the expert bias the file carries (the CLI's --ignore-file-bias). */
+      ignoreFileBias: boolean;
     };
 
 export interface FileDescription {
@@ -38,6 +40,8 @@ export interface FileDescription {
   topK?: number;
   sequenceLengths?: number[];
   microBatchSequences?: number;
+  /** The tensors of the expert bias the file carries; absent: none. */
+  biasSource?: string;
 }
 
 export type LogitsWorkerMessage = { id: number } & (

@@ -57,6 +57,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
           topK,
           sequenceLengths,
           microBatchSequences,
+          ...(candidatePlan.selectionBiasSource ? { biasSource: candidatePlan.selectionBiasSource } : {}),
         },
       });
     } else {
@@ -66,9 +67,15 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
       const sequenceLengths = request.sequenceLengths ?? readingPlan.sequenceLengths ?? [readingPlan.tokens];
       // The same resolution and bias parsing as `moe-lab losses --preset … --bias FILE`.
       const convention = resolveConvention(request.routing, request.topK, readingPlan.experts);
+      // The file's own bias unless told otherwise; a pasted one beside it is refused, as the CLI refuses --bias.
+      const fileBias = request.ignoreFileBias ? undefined : readingPlan.selectionBias;
+      if (fileBias && request.biasJson !== null)
+        throw new LabInputError(
+          `${reading.name} carries its own expert bias (${readingPlan.selectionBiasSource}) and one was pasted: clear the pasted bias, or tick "ignore the file's expert bias"`,
+        );
       const bias =
         request.biasJson === null
-          ? undefined
+          ? fileBias
           : parseBiasJson(request.biasJson, readingPlan.layers, readingPlan.experts, "the expert bias");
       // One routing pass per row: the replay takes each row's probabilities
       // and plain top-k from the summary and adds only its biased choice. It

@@ -363,3 +363,52 @@ test(
     await page.close();
   },
 );
+
+test(
+  "a .safetensors file with its own expert bias: the page says so, routes by it as the CLI does, and can ignore it",
+  { timeout: testTimeout },
+  async () => {
+    const data = logits(2, 200, 16, 43);
+    const bias = Float32Array.from({ length: 2 * 16 }, (_, i) => (((i * 5) % 7) - 3) / 16);
+    const path = save(
+      "with-bias.safetensors",
+      writeSafetensors(
+        {
+          "layer.0": { data: data.slice(0, 200 * 16), shape: [200, 16] },
+          "layer.1": { data: data.slice(200 * 16), shape: [200, 16] },
+          "decoder.layers.0.mlp.router.expert_bias": { data: bias.slice(0, 16), shape: [16] },
+          "decoder.layers.1.mlp.router.expert_bias": { data: bias.slice(16), shape: [16] },
+        },
+        { top_k: "4" },
+      ),
+    );
+    const expected = cli(path, "--score", "sigmoid");
+    const ignored = cli(path, "--score", "sigmoid", "--ignore-file-bias");
+    assert.notDeepEqual(expected.load, ignored.load, "the file's bias moves the route");
+
+    const { page, problems } = await open();
+    await drop(page, path);
+    assert.match(
+      (await page.getByTestId("file-bias").textContent()) ?? "",
+      /'decoder\.layers\.0\.mlp\.router\.expert_bias', 'decoder\.layers\.1\.mlp\.router\.expert_bias'/,
+    );
+    const field = (label: string) => page.locator("form", { has: page.locator("label", { hasText: label }) });
+    await field("score function").locator("select").selectOption({ label: "sigmoid" });
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.getByTestId("routing-note").filter({ hasText: "the file's expert bias" }).waitFor();
+    await assertExportIs(page, expected);
+    await field("ignore the file's expert bias").locator("input[type=checkbox]").check();
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.getByTestId("routing-note").filter({ hasNotText: "the file's expert bias" }).waitFor();
+    await assertExportIs(page, ignored);
+    // a pasted bias beside the file's: one message, and the page keeps working
+    await field("ignore the file's expert bias").locator("input[type=checkbox]").uncheck();
+    await field("expert bias (JSON)")
+      .locator("textarea")
+      .fill(JSON.stringify(new Array(16).fill(0)));
+    await page.getByRole("button", { name: "Compute" }).click();
+    await page.getByTestId("file-error").filter({ hasText: "carries its own expert bias" }).waitFor();
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);

@@ -5,6 +5,13 @@
  * `[T,E]` tensor per layer, ordered by the numbers in their names
  * (`layer.2` before `layer.10`). Optional `__metadata__` keys `top_k`,
  * `sequence_lengths` (JSON list) and `micro_batch_sequences` are read too.
+ *
+ * An expert bias may ride along: tensors whose name has a component
+ * `expert_bias` (Megatron-LM's `TopKRouter.expert_bias` buffer,
+ * `megatron/core/transformer/moe/router.py` @005742ff; torchtitan's MoE) or
+ * `e_score_correction_bias` (DeepSeek-V3 in Hugging Face transformers,
+ * `mlp.gate.e_score_correction_bias`): one `[L, E]` tensor, or one `[E]` per
+ * layer in name order. It routes the file (selection only), as `--bias` does.
  */
 import { LabInputError, decimalInteger, type FloatArray } from "../types.js";
 import {
@@ -20,6 +27,11 @@ import {
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 const dtypes: Record<string, ElementType> = { F16: "float16", BF16: "bfloat16", F32: "float32", F64: "float64" };
+
+/** A tensor that holds an expert bias, by its name (see above). */
+export function isBiasTensorName(name: string): boolean {
+  return name.split(".").some((part) => part === "expert_bias" || part === "e_score_correction_bias");
+}
 
 export interface TensorEntry {
   name: string;
@@ -39,8 +51,10 @@ export function looksLikeSafetensors(bytes: Uint8Array): boolean {
 /** What a safetensors header says, checked against the file's size. */
 export interface SafetensorsHeader {
   dataStart: number;
-  /** Tensors in layer order (by the numbers in their names). */
+  /** The router-logit tensors in layer order (by the numbers in their names). */
   entries: TensorEntry[];
+  /** The expert-bias tensors, in the same order; empty when the file has none. */
+  biasEntries: TensorEntry[];
   metadata: Partial<LogitsInput>;
 }
 
@@ -90,6 +104,21 @@ export function parseSafetensorsHeader(
     .sort((a, b) => naturalCompare(a.name, b.name));
   if (entries.length === 0) throw new LabInputError(`${name} holds no tensors`);
   checkContiguous(entries, dataLength, name);
+  const biasEntries = entries.filter((e) => isBiasTensorName(e.name));
+  return {
+    dataStart,
+    entries: logitsEntries(
+      entries.filter((e) => !isBiasTensorName(e.name)),
+      name,
+    ),
+    biasEntries,
+    metadata: readMetadata((header.__metadata__ ?? {}) as Record<string, unknown>, name),
+  };
+}
+
+/** The router-logit tensors: one, or one [T, E] per layer of the same shape. */
+function logitsEntries(entries: TensorEntry[], name: string): TensorEntry[] {
+  if (entries.length === 0) throw new LabInputError(`${name} holds an expert bias but no router logits`);
   if (entries.length > 1) {
     const first = entries[0];
     for (const entry of entries) {
@@ -105,7 +134,43 @@ export function parseSafetensorsHeader(
       }
     }
   }
-  return { dataStart, entries, metadata: readMetadata((header.__metadata__ ?? {}) as Record<string, unknown>, name) };
+  return entries;
+}
+
+/**
+ * The file's expert bias, layers × experts, from its bias tensors' decoded
+ * values (in `biasEntries` order); checked against the logits' shape.
+ */
+export function biasOfTensors(
+  entries: readonly TensorEntry[],
+  values: readonly FloatArray[],
+  layers: number,
+  experts: number,
+  file: string,
+): Float64Array {
+  const names = entries.map((e) => `'${e.name}'`).join(", ");
+  const shapes = entries.map((e) => `[${e.shape.join(", ")}]`).join(", ");
+  const fits =
+    entries.length === 1
+      ? (entries[0].shape.length === 2 && entries[0].shape[0] === layers && entries[0].shape[1] === experts) ||
+        (layers === 1 && entries[0].shape.length === 1 && entries[0].shape[0] === experts)
+      : entries.length === layers && entries.every((e) => e.shape.length === 1 && e.shape[0] === experts);
+  if (!fits)
+    throw new LabInputError(
+      `the expert bias in ${file} (${names}, shape ${shapes}) does not fit ${layers} layers × ${experts} experts: give one [${layers}, ${experts}] tensor or ${layers} tensors of [${experts}]`,
+    );
+  const bias = new Float64Array(layers * experts);
+  let at = 0;
+  for (const v of values) {
+    bias.set(v, at);
+    at += v.length;
+  }
+  for (let i = 0; i < bias.length; i++)
+    if (!Number.isFinite(bias[i]))
+      throw new LabInputError(
+        `the expert bias in ${file} is not finite at layer ${Math.floor(i / experts)}, expert ${i % experts}: ${bias[i]}`,
+      );
+  return bias;
 }
 
 /**
@@ -198,7 +263,16 @@ export function readSafetensors(bytes: Uint8Array, name = "the .safetensors file
     header.entries.forEach((entry, l) => stacked.set(decode(entry), l * perLayer));
     result = logitsFromTensor(safetensorsShape(header), stacked, name);
   }
-  return { ...result, ...header.metadata };
+  const bias = header.biasEntries.length
+    ? biasOfTensors(
+        header.biasEntries,
+        header.biasEntries.map(decode),
+        result.logits.layers,
+        result.logits.experts,
+        name,
+      )
+    : undefined;
+  return { ...result, ...header.metadata, ...(bias ? { selectionBias: bias } : {}) };
 }
 
 function parseEntry(key: string, value: unknown, dataLength: number, file: string): TensorEntry {

@@ -11,7 +11,7 @@ import { checkedFormat, readLogits, type LogitsFormat } from "./read.js";
 import { SummaryBuilder, type SummaryOptions } from "../summary.js";
 import { validateBatch } from "../validate.js";
 import { npyDataStart, parseNpyHeader } from "./npy.js";
-import { MAX_HEADER_BYTES, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
+import { MAX_HEADER_BYTES, biasOfTensors, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
 import { decodeFloats, elementBytes, layoutOfShape, type ElementType, type LogitsInput } from "./tensor.js";
 
 /** A file, a Blob or a byte array, read by ranges. */
@@ -40,6 +40,10 @@ export interface LogitsPlan {
   segments: { start: number; count: number; type: ElementType; littleEndian: boolean }[];
   /** Inputs read whole (JSON, Fortran order). */
   whole?: LogitsInput;
+  /** The expert bias the file carries (a safetensors bias tensor), layers × experts. */
+  selectionBias?: ArrayLike<number>;
+  /** Where that bias came from, for messages: the tensor names. */
+  selectionBiasSource?: string;
 }
 
 export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
@@ -96,9 +100,26 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
     declared > 0 && declared <= MAX_HEADER_BYTES && 8 + declared <= size ? await source.read(0, 8 + declared) : head;
   const header = parseSafetensorsHeader(headerBytes, size, name);
   const layout = layoutOfShape(safetensorsShape(header), name);
+  // A bias is a few numbers per layer: read it with the header.
+  const biasValues = await Promise.all(
+    header.biasEntries.map(async (e) =>
+      decodeFloats(
+        await source.read(header.dataStart + e.begin, header.dataStart + e.end),
+        0,
+        (e.end - e.begin) / elementBytes[e.type],
+        e.type,
+      ),
+    ),
+  );
+  const bias = header.biasEntries.length
+    ? biasOfTensors(header.biasEntries, biasValues, layout.layers, layout.experts, name)
+    : undefined;
   return {
     format,
     ...layout,
+    ...(bias
+      ? { selectionBias: bias, selectionBiasSource: header.biasEntries.map((e) => `'${e.name}'`).join(", ") }
+      : {}),
     ...header.metadata,
     sequenceLengths: header.metadata.sequenceLengths ?? layout.sequenceLengths,
     dtype: header.entries[0].type,
