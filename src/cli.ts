@@ -41,6 +41,9 @@ import {
   type RoutingRequest,
 } from "./lib/routing-options.js";
 import { AuxMapCounter, type AuxMapLayer } from "./lib/aux-map.js";
+import { CapacityCounter, type CapacityLayer } from "./lib/capacity-counter.js";
+import type { DropPolicy } from "./lib/capacity.js";
+import { combineListeners } from "./lib/summary.js";
 
 /** `lbl.{switch,hf,…}, z_loss.{…}, …`, from the registry. */
 const lossFamiliesHelp = [...new Set(lossDescriptors.map((d) => d.family))]
@@ -69,6 +72,7 @@ const usage = `usage: moe-lab losses FILE [--top-k K] [--micro-batch M]
                       [--preset NAME | --score F [--groups G --topk-groups N]
                                         [--group-rule R] [--scaling-factor S] [--post-softmax]]
                       [--bias BIAS.json | --ignore-file-bias]
+                      [--capacity-factor CF [--drop-policy probs|position]]
                       [--framework NAME [--alpha A] [--beta B] [--dp N] [--ga N]
                                         [--pad-to N] [--per-token-loss]]
        moe-lab --version
@@ -122,6 +126,13 @@ ${presetHelp}
                  transformers), [L, E] or one [E] per layer; it is used unless
 --ignore-file-bias routes without it
 A preset and an option that disagree are refused.
+--capacity-factor CF  adds "capacity": each expert takes at most ceil(T·k/E · CF)
+                 slots of each micro-batch (Megatron-LM's get_capacity), per layer:
+                 the dropped share, tokens that lose every expert, and the global
+                 LBL with f counted before vs after the drop (Megatron-LM #1513).
+                 "load" and the losses stay dropless.
+--drop-policy P  probs (keep each expert's highest gates; default) | position
+                 (keep its earliest tokens)
 Where the upstream code leaves a choice, the lab makes it:
 ${choiceHelp}`;
 
@@ -141,6 +152,8 @@ interface Options {
   routing: RoutingRequest;
   bias?: string;
   ignoreFileBias?: boolean;
+  capacityFactor?: number;
+  dropPolicy?: DropPolicy;
 }
 
 /** A coefficient as written on a command line: a plain decimal or scientific number, finite and ≥ 0. */
@@ -175,6 +188,17 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     } else if (flag === "--post-softmax") {
       if (inline !== undefined) throw new UsageError("--post-softmax takes no value");
       routing.preSoftmax = false;
+    } else if (flag === "--capacity-factor") {
+      const value = coefficient(flag, inline ?? rest[++i]);
+      if (!(value > 0)) throw new UsageError("--capacity-factor must be greater than 0");
+      options.capacityFactor = value;
+    } else if (flag === "--drop-policy") {
+      const text = inline ?? rest[++i];
+      if (text !== "probs" && text !== "position")
+        throw new UsageError(
+          `--drop-policy is probs or position, got ${text === undefined ? "nothing" : `'${oneLine(text)}'`}`,
+        );
+      options.dropPolicy = text;
     } else if (flag === "--preset" || flag === "--score" || flag === "--group-rule" || flag === "--bias") {
       const text = inline ?? rest[++i];
       if (text === undefined) throw new UsageError(`${flag} needs a value`);
@@ -245,6 +269,8 @@ function parseArguments(args: string[]): Options | "help" | "version" {
     }
   }
   if (options.file === undefined) throw new UsageError("no FILE given");
+  if (options.dropPolicy !== undefined && options.capacityFactor === undefined)
+    throw new UsageError("--drop-policy needs --capacity-factor (without a capacity nothing is dropped)");
   options.routing = routing;
   if (options.framework === undefined) {
     const stray = (["alpha", "beta", "dp", "ga", "padTo", "perTokenLoss"] as const).find(
@@ -347,10 +373,24 @@ async function losses(options: Options): Promise<string> {
     }
     // With a bias or another convention, also count the map an aux loss reads (Megatron-LM's own top-k).
     const auxMap = convention || bias ? new AuxMapCounter(plan, topK) : null;
+    const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
+    // A capacity is applied per micro-batch, the tokens one router call sees, on the same pass.
+    const capacity =
+      options.capacityFactor === undefined
+        ? null
+        : new CapacityCounter(
+            plan,
+            topK,
+            sequenceLengths,
+            microBatch,
+            options.capacityFactor,
+            options.dropPolicy ?? "probs",
+          );
+    const onRow = combineListeners(auxMap?.onRow, capacity?.onRow);
     const summary = summaryForPlan(plan, topK, sequenceLengths, {
       ...(convention ? { convention } : {}),
       ...(bias ? { selectionBias: bias } : {}),
-      ...(auxMap ? { onRow: auxMap.onRow } : {}),
+      ...(onRow ? { onRow } : {}),
     });
     let checkedRows = 0;
     const warnings: string[] = [];
@@ -370,8 +410,8 @@ async function losses(options: Options): Promise<string> {
         at += count * plan.experts;
       }
     });
-    const microBatch = options.microBatch ?? plan.microBatchSequences ?? 1;
     const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
+    if (capacity) record.capacity = capacityRecord(capacity.finish(), options, microBatch);
     if (convention || bias)
       record.routing = {
         ...(convention ?? olmoeConvention(topK)),
@@ -430,6 +470,21 @@ function keptLogits(plan: { layers: number; tokens: number; experts: number; dty
       `--framework keeps every logit in memory; this file's ${(bytes / 2 ** 20).toFixed(0)} MiB of logits pass the ${MAX_WHOLE_BYTES / 2 ** 20} MiB limit: give fewer tokens`,
     );
   return plan.dtype === "float64" ? new Float64Array(count) : new Float32Array(count);
+}
+
+/** Per layer, what a capacity drops and what the LBL then reads (capacity-counter.ts), in the record's snake_case. */
+function capacityRecord(layers: CapacityLayer[], options: Options, microBatch: number): Record<string, unknown> {
+  return {
+    what: "slots over ceil(T·k/E · factor) per expert and micro-batch dropped (Megatron-LM get_capacity, apply_router_token_dropping); load and every loss above are dropless",
+    factor: options.capacityFactor,
+    drop_policy: options.dropPolicy ?? "probs",
+    micro_batch_sequences: microBatch,
+    capacity: layers.map((l) => (l.capacity[0] === l.capacity[1] ? l.capacity[0] : l.capacity)),
+    dropped_share: layers.map((l) => l.droppedShare),
+    tokens_fully_dropped: layers.map((l) => l.tokensFullyDropped),
+    lbl_f_before_drop: layers.map((l) => l.lblBefore),
+    lbl_f_after_drop: layers.map((l) => l.lblAfter),
+  };
 }
 
 /** Per layer, the dispatched route against the map an aux loss counts (aux-map.ts), in the record's snake_case. */

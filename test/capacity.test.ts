@@ -71,3 +71,69 @@ test("properties: no expert over capacity, nothing dropped when capacity holds e
     ),
   );
 });
+
+test("the streaming counter equals applyCapacity micro-batch by micro-batch, on the lab's route and a convention's", async () => {
+  const { CapacityCounter } = await import("../src/lib/capacity-counter.js");
+  const { summarize } = await import("../src/lib/summary.js");
+  const { routeLayer } = await import("../src/lib/routed-layer.js");
+  const { routingPresets } = await import("../src/lib/presets.js");
+  const { olmoeConvention } = await import("../src/lib/conventions.js");
+  const { normalGenerator } = await import("../src/lib/random.js");
+  const normal = normalGenerator(11);
+  const [layers, experts, k] = [2, 16, 4];
+  const lengths = [30, 20, 25, 15, 10];
+  const tokens = lengths.reduce((a, b) => a + b, 0);
+  const data = Float64Array.from({ length: layers * tokens * experts }, (_, i) => normal() + (i % experts < 3 ? 1 : 0));
+  for (const [name, convention] of [
+    ["olmoe", undefined],
+    ["deepseek-v3", routingPresets["deepseek-v3"].convention(k)],
+  ] as const) {
+    for (const policy of ["probs", "position"] as const) {
+      const counter = new CapacityCounter({ layers, tokens, experts }, k, lengths, 2, 0.8, policy);
+      summarize({ data, layers, tokens, experts }, k, lengths, {
+        onRow: counter.onRow,
+        ...(convention ? { convention } : {}),
+      });
+      const found = counter.finish();
+      for (let l = 0; l < layers; l++) {
+        // independently: route the layer, cut it into micro-batches of 2 sequences, drop each
+        const routed = routeLayer(
+          data.subarray(l * tokens * experts, (l + 1) * tokens * experts),
+          tokens,
+          experts,
+          convention ?? olmoeConvention(k),
+        );
+        const ends = [50, 90, 100];
+        let start = 0;
+        let dropped = 0;
+        let lost = 0;
+        const before = new Float64Array(experts);
+        const after = new Float64Array(experts);
+        for (const end of ends) {
+          const r = applyCapacity(
+            routed.chosen.subarray(start * k, end * k),
+            routed.gates.subarray(start * k, end * k),
+            experts,
+            k,
+            0.8,
+            policy,
+          );
+          dropped += r.droppedShare * (end - start) * k;
+          lost += r.tokensFullyDropped;
+          r.loadBefore.forEach((c, e) => (before[e] += c));
+          r.loadAfter.forEach((c, e) => (after[e] += c));
+          start = end;
+        }
+        const what = `${name}, ${policy}, layer ${l}`;
+        assertClose(found[l].droppedShare, dropped / (tokens * k), 1e-12, what);
+        assert.ok(found[l].droppedShare > 0, `${what}: CF 0.8 drops something`);
+        assertClose(found[l].tokensFullyDropped, lost / tokens, 1e-12, what);
+        assertClose(found[l].lblBefore, switchLblFromLoad(before, routed.balanceSum, tokens, k), 1e-12, what);
+        assertClose(found[l].lblAfter, switchLblFromLoad(after, routed.balanceSum, tokens, k), 1e-12, what);
+        assert.ok(found[l].lblAfter < found[l].lblBefore, `${what}: dropped slots vanish from f`);
+        // 50 tokens: ceil(50·4/16·0.8) = 10; 40: 8; 10: 2
+        assert.deepEqual(found[l].capacity, [2, 10]);
+      }
+    }
+  }
+});

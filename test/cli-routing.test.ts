@@ -251,3 +251,36 @@ test("a file's expert bias that does not fit, is not finite, or meets --bias: on
     assert.equal(stderr.trim().split("\n").length, 1, stderr);
   }
 });
+
+test("--capacity-factor adds what a capacity drops per micro-batch; load and the losses stay dropless", async () => {
+  const dropless = JSON.parse((await run("losses", logitsPath, "--top-k", "8", "--micro-batch", "1")).stdout);
+  const { code, stdout, stderr } = await run(
+    "losses",
+    logitsPath,
+    "--top-k",
+    "8",
+    "--capacity-factor",
+    "1",
+    "--drop-policy",
+    "position",
+  );
+  assert.equal(code, 0, stderr);
+  const record = JSON.parse(stdout);
+  assert.deepEqual(record.load, dropless.load);
+  // one sequence of 40 tokens: ceil(40·8/16 · 1) = 20 slots per expert
+  assert.deepEqual(record.capacity.capacity, [20, 20]);
+  assert.equal(record.capacity.drop_policy, "position");
+  const load0: number[] = dropless.load[0];
+  const over = load0.reduce((s, c) => s + Math.max(0, c - 20), 0);
+  assertClose(record.capacity.dropped_share[0], over / (tokens * 8), 1e-12, "dropped: the slots over capacity");
+  assert.ok(record.capacity.lbl_f_after_drop[0] < record.capacity.lbl_f_before_drop[0]);
+  for (const [args, message] of [
+    [["--drop-policy", "position"], /--drop-policy needs --capacity-factor/],
+    [["--capacity-factor", "0"], /--capacity-factor must be greater than 0/],
+    [["--capacity-factor", "1", "--drop-policy", "random"], /--drop-policy is probs or position, got 'random'/],
+  ] as [string[], RegExp][]) {
+    const bad = await run("losses", logitsPath, "--top-k", "8", ...args);
+    assert.equal(bad.code, 2, args.join(" "));
+    assert.match(bad.stderr, message);
+  }
+});

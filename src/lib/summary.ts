@@ -45,7 +45,24 @@ export function summarizeBatch(batch: LogitsBatch, options: Pick<SummaryOptions,
  * its own: `exps[e]·inv` is the row's probability, `chosen` its top-k as the
  * summary chose it. The arrays are reused for the next row.
  */
-export type RowListener = (layer: number, token: number, exps: Float64Array, inv: number, chosen: Int32Array) => void;
+export type RowListener = (
+  layer: number,
+  token: number,
+  exps: Float64Array,
+  inv: number,
+  chosen: Int32Array,
+  /** The chosen experts' gates, when a convention routed the row; absent: `exps[e]·inv` of the chosen. */
+  gates?: Float64Array,
+) => void;
+
+/** One listener that calls each given one in turn (undefined when none is given). */
+export function combineListeners(...listeners: (RowListener | undefined)[]): RowListener | undefined {
+  const present = listeners.filter((l): l is RowListener => l !== undefined);
+  if (present.length <= 1) return present[0];
+  return (layer, token, exps, inv, chosen, gates) => {
+    for (const listener of present) listener(layer, token, exps, inv, chosen, gates);
+  };
+}
 
 /** Rows routed (softmax and top-k) by every summary builder: a test checks each row is routed once. */
 export const routingCounter = { rows: 0 };
@@ -241,7 +258,7 @@ export class SummaryBuilder {
         if (data[row + e] > this.maxLogit) this.maxLogit = data[row + e];
       }
       for (let i = 0; i < chosen.length; i++) load[base + chosen[i]] += 1;
-      if (this.onRow) this.onRow(layer, globalRow - layer * tokens, balanceScores, 1, chosen);
+      if (this.onRow) this.onRow(layer, globalRow - layer * tokens, balanceScores, 1, chosen, router.gates);
       logSumExpSquareSum[layer * sequences + sequence] += lse * lse;
     }
     this.rowsDone += count;
