@@ -10,6 +10,7 @@ import { benchLossEngine } from "./loss-engine.js";
 import { benchLiveTraining } from "./live-training.js";
 import { benchModel } from "./model.js";
 import { benchYourLogits } from "./your-logits.js";
+import { benchRouters } from "./routers.js";
 import type { BenchRow } from "./timing.js";
 
 const suites: [string, () => Promise<BenchRow[]>][] = [
@@ -17,6 +18,7 @@ const suites: [string, () => Promise<BenchRow[]>][] = [
   ["live training", benchLiveTraining],
   ["OLMoE-mini", benchModel],
   ["your logits", benchYourLogits],
+  ["production routers", benchRouters],
 ];
 
 const filter = process.argv[2];
