@@ -1,8 +1,13 @@
 // The causality checker: it flags expert choice and passes token choice with
-// a bias from earlier batches, on the same batch.
+// a bias from earlier batches, on the same batch; same-batch quantile balancing leaks too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkCausality, expertChoiceRouter, tokenChoiceRouter } from "../src/lib/causality.js";
+import {
+  checkCausality,
+  expertChoiceRouter,
+  sameBatchQuantileRouter,
+  tokenChoiceRouter,
+} from "../src/lib/causality.js";
 import { normalGenerator } from "../src/lib/random.js";
 
 const tokens = 24,
@@ -37,4 +42,15 @@ test("expert choice gives every expert exactly its capacity, and a token any num
     sets.reduce((a, s) => a + s.length, 0),
     6 * experts,
   );
+});
+
+test("same-batch quantile balancing is flagged; each expert still gets exactly T·k/E", () => {
+  const router = sameBatchQuantileRouter(2);
+  const sets = router(logits, tokens, experts);
+  const perExpert = new Array(experts).fill(0);
+  for (const s of sets) for (const e of s) perExpert[e]++;
+  assert.deepEqual(perExpert, new Array(experts).fill((tokens * 2) / experts));
+  const report = checkCausality(router, logits, tokens, experts);
+  assert.equal(report.causal, false);
+  assert.ok(!report.leakingPositions.includes(tokens - 1));
 });

@@ -12,6 +12,7 @@
  */
 import { biasedTopKRow, softmaxRow, topKRow } from "./routing.js";
 import { uniformGenerator } from "./random.js";
+import { solveQuantileBias } from "./quantile-balancing.js";
 
 /** Routes one batch (tokens × experts logits, one layer) into each token's set of experts. */
 export type BatchRouter = (logits: Float64Array, tokens: number, experts: number) => number[][];
@@ -52,6 +53,31 @@ export function expertChoiceRouter(capacity: number): BatchRouter {
       for (const t of picked) sets[t].push(e);
     }
     return sets;
+  };
+}
+
+/**
+ * Quantile balancing solved on the same batch (the per-batch exact bias of
+ * quantile-balancing.ts, applied to the batch it was computed from): every
+ * expert gets exactly T·k/E tokens, and every token's route depends on the
+ * whole batch, later tokens included. Megatron-LM applies the bias from the
+ * previous global batch instead, which keeps it causal.
+ */
+export function sameBatchQuantileRouter(topK: number): BatchRouter {
+  return (logits, tokens, experts) => {
+    const p = new Float64Array(tokens * experts);
+    const row = new Float64Array(experts);
+    for (let t = 0; t < tokens; t++) {
+      softmaxRow(logits, t * experts, experts, row);
+      p.set(row, t * experts);
+    }
+    const { bias } = solveQuantileBias(p, tokens, experts, topK);
+    const scores = new Float64Array(experts);
+    const chosen = new Int32Array(topK);
+    return Array.from({ length: tokens }, (_, t) => {
+      biasedTopKRow(p.subarray(t * experts, (t + 1) * experts), bias, 0, experts, topK, scores, chosen);
+      return Array.from(chosen).sort((a, b) => a - b);
+    });
   };
 }
 

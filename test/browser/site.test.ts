@@ -434,6 +434,10 @@ test(
     );
     assert.equal((await page.getByTestId("causal-token-choice").first().textContent())?.trim(), "causal");
     assert.match((await page.getByTestId("causal-expert-choice").textContent()) ?? "", /flagged/);
+    assert.match(
+      (await page.getByTestId("causal-quantile-balancing-solved-on-the-same-batch").textContent()) ?? "",
+      /flagged/,
+    );
     // a slider re-runs the capacity cell: at CF 2 fewer slots are dropped
     await page
       .locator("form", { has: page.locator("label", { hasText: "capacity factor" }) })
