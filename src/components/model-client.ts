@@ -5,56 +5,99 @@ import { joinWindows } from "../lib/model/windows.js";
 import type { LogitsBatch } from "../lib/types.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
-export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type">;
-export type ForwardResult = Omit<Extract<WorkerMessage, { type: "result" }>, "type">;
+export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type" | "id">;
+export type ForwardResult = Omit<Extract<WorkerMessage, { type: "result" }>, "type" | "id">;
 
+/** Progress of a checkpoint's download (or its read from this browser's cache). */
+export type ProgressListener = (loaded: number, total: number | null, fromCache: boolean) => void;
+
+/**
+ * One model worker and the checkpoints it holds. Requests are answered in
+ * order; each has an id, so several cells of a page can share the worker
+ * (`pageModelClient`): onnxruntime's WASM is fetched and compiled once per page.
+ */
 export class ModelClient {
   private worker: Worker;
-  private pending: { resolve: (m: WorkerMessage) => void; reject: (e: Error) => void } | null = null;
-  onProgress: (loaded: number, total: number | null, fromCache: boolean) => void = () => {};
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (m: WorkerMessage) => void; reject: (e: Error) => void; onProgress?: ProgressListener }
+  >();
+  private crashed: Error | null = null;
 
   constructor(workerUrl: string) {
     this.worker = new Worker(workerUrl, { type: "module" });
     this.worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
       const message = event.data;
-      if (message.type === "progress") return this.onProgress(message.loaded, message.total, message.fromCache);
-      const pending = this.pending;
-      this.pending = null;
+      const pending = this.pending.get(message.id);
       if (!pending) return;
+      if (message.type === "progress") return pending.onProgress?.(message.loaded, message.total, message.fromCache);
+      this.pending.delete(message.id);
       if (message.type === "error") pending.reject(new Error(message.message));
       else pending.resolve(message);
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
-      this.pending?.reject(new Error(`the model worker crashed: ${event.message || "unknown error"}`));
-      this.pending = null;
+      this.crashed = new Error(`the model worker crashed: ${event.message || "unknown error"}`);
+      for (const pending of this.pending.values()) pending.reject(this.crashed);
+      this.pending.clear();
     };
   }
 
-  private request(message: unknown, transfer: Transferable[] = []): Promise<WorkerMessage> {
-    if (this.pending) return Promise.reject(new Error("the model is busy with another request"));
+  private request(
+    message: Record<string, unknown>,
+    transfer: Transferable[] = [],
+    onProgress?: ProgressListener,
+  ): Promise<WorkerMessage> {
+    if (this.crashed) return Promise.reject(this.crashed);
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.worker.postMessage(message, transfer);
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ ...message, id }, transfer);
     });
   }
 
-  async load(request: Omit<LoadRequest, "type">): Promise<LoadedModel> {
-    const message = await this.request({ type: "load", ...request });
+  /** Opens a checkpoint (at once if this worker already holds it). */
+  async load(request: Omit<LoadRequest, "type" | "id">, onProgress?: ProgressListener): Promise<LoadedModel> {
+    const message = await this.request({ type: "load", ...request }, [], onProgress);
     if (message.type !== "loaded") throw new Error(`unexpected reply ${message.type}`);
     return message;
   }
 
-  async forward(ids: readonly number[]): Promise<ForwardResult> {
+  /** One forward pass of the checkpoint at `modelUrl` (loaded first). */
+  async forward(modelUrl: string, ids: readonly number[]): Promise<ForwardResult> {
     const inputIds = Int32Array.from(ids);
-    const message = await this.request({ type: "run", inputIds, batch: 1, seq: ids.length }, [inputIds.buffer]);
+    const message = await this.request({ type: "run", modelUrl, inputIds, batch: 1, seq: ids.length }, [
+      inputIds.buffer,
+    ]);
     if (message.type !== "result") throw new Error(`unexpected reply ${message.type}`);
     return message;
   }
 
+  /** False once the worker crashed or was stopped: `pageModelClient` then starts a new one. */
+  get alive(): boolean {
+    return this.crashed === null;
+  }
+
   terminate(): void {
     this.worker.terminate();
+    this.crashed = new Error("the model worker was stopped");
+    const closed = new Error("the model worker was stopped");
+    for (const pending of this.pending.values()) pending.reject(closed);
+    this.pending.clear();
   }
+}
+
+const perPage = new Map<string, ModelClient>();
+
+/** The page's one model worker (created on first use; a crashed one is replaced). */
+export function pageModelClient(workerUrl: string): ModelClient {
+  let client = perPage.get(workerUrl);
+  if (!client || !client.alive) {
+    client = new ModelClient(workerUrl);
+    perPage.set(workerUrl, client);
+  }
+  return client;
 }
 
 /** Sequences routed by OLMoE-mini one after another, joined into one batch (top-k and bias included). */
@@ -75,6 +118,7 @@ export interface RoutedSequences extends LogitsBatch {
  */
 export async function routeSequences(
   client: ModelClient,
+  modelUrl: string,
   sequences: readonly (readonly number[])[],
   onSequence: (index: number, count: number) => void = () => {},
 ): Promise<RoutedSequences> {
@@ -83,7 +127,7 @@ export async function routeSequences(
   let ms = 0;
   for (const [index, ids] of sequences.entries()) {
     onSequence(index, sequences.length);
-    const result = await client.forward(ids);
+    const result = await client.forward(modelUrl, ids);
     ms += result.ms;
     parts.push(result);
   }

@@ -2,7 +2,7 @@
 // worker and returns their router logits as one batch, one sequence per
 // sample window, with each sequence's domain: real logits for the pages that
 // first explain an idea on synthetic ones.
-import { ModelClient, routeSequences } from "./model-client.js";
+import { pageModelClient, routeSequences } from "./model-client.js";
 import { backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
@@ -40,45 +40,41 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
     options.length,
     options.perDomain,
   );
-  const client = new ModelClient(options.workerUrl);
+  // The page's one worker: every checkpoint it routes shares onnxruntime's compiled WASM.
+  const client = pageModelClient(options.workerUrl);
   const progress = options.onProgress ?? (() => {});
-  client.onProgress = (loaded, total, fromCache) =>
-    progress(
-      fromCache
-        ? `${options.checkpoint}: read from this browser's cache`
-        : `${options.checkpoint}: downloading (${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`,
-      total ? 0.5 * (loaded / total) : 0,
-    );
-  try {
-    progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
-    const loaded = await client.load({
-      modelUrl: options.modelUrl,
-      wasmPaths: options.wasmPaths,
-      backend: backendPreference(),
-    });
-    const {
-      ms,
-      backend: _backend,
-      fallbackReason: _reason,
-      ...batch
-    } = await routeSequences(
-      client,
-      sequences.map((s) => s.ids),
-      (i, n) =>
-        progress(
-          `${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`,
-          0.5 + 0.5 * (i / n),
-        ),
-    );
-    return {
-      ...batch,
-      checkpoint: options.checkpoint,
-      backend: loaded.backend,
-      fallbackReason: loaded.fallbackReason,
-      domains: sequences.map((s) => s.domain),
-      ms,
-    };
-  } finally {
-    client.terminate();
-  }
+  progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
+  const loaded = await client.load(
+    { modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() },
+    (done, total, fromCache) =>
+      progress(
+        fromCache
+          ? `${options.checkpoint}: read from this browser's cache`
+          : `${options.checkpoint}: downloading (${(done / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`,
+        total ? 0.5 * (done / total) : 0,
+      ),
+  );
+  const {
+    ms,
+    backend: _backend,
+    fallbackReason: _reason,
+    ...batch
+  } = await routeSequences(
+    client,
+    options.modelUrl,
+    sequences.map((s) => s.ids),
+    (i, n) =>
+      progress(
+        `${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`,
+        0.5 + 0.5 * (i / n),
+      ),
+  );
+  return {
+    ...batch,
+    checkpoint: options.checkpoint,
+    backend: loaded.backend,
+    fallbackReason: loaded.fallbackReason,
+    domains: sequences.map((s) => s.domain),
+    ms,
+  };
 }

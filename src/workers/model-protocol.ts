@@ -1,12 +1,17 @@
 /**
  * Messages between the page and the model worker. The worker owns the
- * onnxruntime-web session, so a slow forward pass never freezes the page.
+ * onnxruntime-web sessions, so a slow forward pass never freezes the page.
+ * One worker serves a whole page: it compiles onnxruntime's WASM once and
+ * holds one session per checkpoint (keyed by the model's URL). Every request
+ * carries an id that its replies (progress included) repeat.
  */
 export type Backend = "webgpu" | "wasm";
 export type BackendPreference = "auto" | "wasm" | "webgpu";
 
 export interface LoadRequest {
   type: "load";
+  id: number;
+  /** The checkpoint's file; loading a URL that is already open answers at once. */
   modelUrl: string;
   /**
    * URLs of onnxruntime-web's glue module and WASM binary, served by the site:
@@ -25,6 +30,9 @@ export interface LoadRequest {
 
 export interface RunRequest {
   type: "run";
+  id: number;
+  /** Which open session runs it. */
+  modelUrl: string;
   /** Token ids, batch × seq, row-major. */
   inputIds: Int32Array;
   batch: number;
@@ -33,7 +41,7 @@ export interface RunRequest {
 
 export type WorkerRequest = LoadRequest | RunRequest;
 
-export type WorkerMessage =
+export type WorkerMessage = { id: number } & (
   | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }
   | {
       type: "loaded";
@@ -56,4 +64,5 @@ export type WorkerMessage =
       ms: number;
       fallbackReason: string | null;
     }
-  | { type: "error"; stage: "load" | "run"; message: string };
+  | { type: "error"; stage: "load" | "run"; message: string }
+);

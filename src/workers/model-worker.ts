@@ -1,6 +1,7 @@
 /**
- * The model worker: fetches an OLMoE-mini checkpoint (with progress; a
- * download that stalls is reported), opens an onnxruntime-web session on
+ * The model worker, one per page: fetches OLMoE-mini checkpoints (with
+ * progress; a download that stalls is reported), keeps one session per
+ * checkpoint (the runtime's WASM is compiled once for all of them), opens each on
  * WebGPU when the browser offers a hardware adapter and on WASM otherwise,
  * and runs forward passes. Falls back to WASM when WebGPU fails at session
  * creation or at the first run, and says why. A file is kept in Cache
@@ -14,29 +15,42 @@ import { olmoeMini } from "../lib/model/olmoe-mini.js";
 
 type Ort = typeof ortWasm;
 
+/** One open checkpoint: its session, the runtime and backend it runs on, and its bytes (for a WASM fallback). */
+interface OpenModel {
+  session: ortWasm.InferenceSession;
+  ort: Ort;
+  backend: Backend;
+  fallbackReason: string | null;
+  bytes: Uint8Array;
+  firstRun: boolean;
+  fromCache: boolean;
+}
+
 const CACHE = "moe-lab-models-v1";
-let session: ortWasm.InferenceSession | null = null;
-let ort: Ort = ortWasm;
-let backend: Backend = "wasm";
-let fallbackReason: string | null = null;
-let modelBytes: Uint8Array | null = null;
-let firstRun = true;
+/** Every checkpoint this page opened, by URL: one worker and one compiled runtime serve them all. */
+const models = new Map<string, OpenModel>();
+let configured = false;
 
 const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
   (self as unknown as Worker).postMessage(message, transfer);
 
-self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+// Requests run one at a time, in order (a session is not asked to run twice at once).
+let queue: Promise<void> = Promise.resolve();
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
-  try {
-    if (request.type === "load") await load(request);
-    else await run(request);
-  } catch (error) {
-    post({ type: "error", stage: request.type, message: describe(error) });
-  }
+  queue = queue.then(async () => {
+    try {
+      if (request.type === "load") await load(request);
+      else await run(request);
+    } catch (error) {
+      post({ id: request.id, type: "error", stage: request.type, message: describe(error) });
+    }
+  });
 };
 
-async function load(request: LoadRequest): Promise<void> {
-  const started = performance.now();
+function configure(request: LoadRequest): void {
+  if (configured) return;
+  configured = true;
   for (const [runtime, urls] of [
     [ortWasm, request.wasmPaths.wasm],
     [ortWebGpu as unknown as Ort, request.wasmPaths.webgpu],
@@ -46,16 +60,36 @@ async function load(request: LoadRequest): Promise<void> {
     runtime.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     runtime.env.logLevel = "error";
   }
-  let model = await fetchModel(request.modelUrl);
+}
+
+async function load(request: LoadRequest): Promise<void> {
+  const started = performance.now();
+  const { id, modelUrl } = request;
+  const open = models.get(modelUrl);
+  if (open) {
+    post({
+      id,
+      type: "loaded",
+      backend: open.backend,
+      fallbackReason: open.fallbackReason,
+      loadMs: performance.now() - started,
+      fromCache: open.fromCache,
+      bytes: open.bytes.byteLength,
+    });
+    return;
+  }
+  configure(request);
+  let model = await fetchModel(modelUrl, id);
+  let opened: OpenModel;
   try {
-    await openSession(model.bytes, request);
+    opened = await openSession(model.bytes, request);
   } catch (error) {
     if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
     // A cached copy that no longer opens (written by an older page, or damaged
     // on disk): drop it and download the file once more.
-    await dropCached(request.modelUrl);
-    model = await fetchModel(request.modelUrl);
-    await openSession(model.bytes, request).catch((again) => {
+    await dropCached(modelUrl);
+    model = await fetchModel(modelUrl, id);
+    opened = await openSession(model.bytes, request).catch((again) => {
       throw new Error(
         `the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`,
       );
@@ -63,16 +97,17 @@ async function load(request: LoadRequest): Promise<void> {
   }
   // Only a file that opened as an inference session with the outputs the lab
   // reads is kept for the next visit: a corrupt download is never cached.
-  if (!model.fromCache) await storeCached(request.modelUrl, model.bytes);
-  const { bytes, fromCache } = model;
-  firstRun = true;
+  if (!model.fromCache) await storeCached(modelUrl, model.bytes);
+  opened.fromCache = model.fromCache;
+  models.set(modelUrl, opened);
   post({
+    id,
     type: "loaded",
-    backend,
-    fallbackReason,
+    backend: opened.backend,
+    fallbackReason: opened.fallbackReason,
     loadMs: performance.now() - started,
-    fromCache,
-    bytes: bytes.byteLength,
+    fromCache: model.fromCache,
+    bytes: model.bytes.byteLength,
   });
 }
 
@@ -102,61 +137,56 @@ async function whyNotWebGpu(forced: boolean): Promise<string | null> {
 }
 
 /** Opens `bytes` on WebGPU when it should and can, on WASM otherwise; checks the outputs the lab reads. */
-async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<void> {
-  modelBytes = bytes;
-  fallbackReason = null;
-  backend = "wasm";
-  session = null;
+async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<OpenModel> {
+  let fallbackReason: string | null = null;
+  let opened: OpenModel | null = null;
   const adapterReason =
     request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
   if (adapterReason === null) {
     try {
-      ort = ortWebGpu as unknown as Ort;
-      session = await ort.InferenceSession.create(bytes, {
+      const ort = ortWebGpu as unknown as Ort;
+      const session = await ort.InferenceSession.create(bytes, {
         executionProviders: ["webgpu"],
         graphOptimizationLevel: "all",
         logSeverityLevel: 3,
       });
-      backend = "webgpu";
+      opened = { session, ort, backend: "webgpu", fallbackReason: null, bytes, firstRun: true, fromCache: false };
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  if (!session) await openWasm(bytes);
-  const outputs = session!.outputNames;
+  if (!opened) opened = { ...(await openWasm(bytes)), fallbackReason, firstRun: true, fromCache: false };
+  const outputs = opened.session.outputNames;
   if (!outputs.includes("router_logits")) {
-    session = null;
     throw new Error(
       `the model has no router_logits output (its outputs: ${outputs.join(", ") || "none"}), so there is nothing to route`,
     );
   }
+  return opened;
 }
 
 async function run(request: RunRequest): Promise<void> {
-  if (!session) throw new Error("no model is loaded");
-  const ids = new ort.Tensor(
-    "int64",
-    BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
-    [request.batch, request.seq],
-  );
+  const model = models.get(request.modelUrl);
+  if (!model) throw new Error("no model is loaded");
+  const idsOf = (ort: Ort) =>
+    new ort.Tensor(
+      "int64",
+      BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
+      [request.batch, request.seq],
+    );
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {
-    output = await session.run({ input_ids: ids });
+    output = await model.session.run({ input_ids: idsOf(model.ort) });
   } catch (error) {
-    if (backend !== "webgpu" || !firstRun || !modelBytes) throw error;
+    if (model.backend !== "webgpu" || !model.firstRun) throw error;
     // WebGPU failed on its first run: fall back to WASM for good.
-    fallbackReason = `WebGPU failed at the first run: ${describe(error)}`;
-    await openWasm(modelBytes);
-    output = await session!.run({
-      input_ids: new ort.Tensor(
-        "int64",
-        BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
-        [request.batch, request.seq],
-      ),
+    Object.assign(model, await openWasm(model.bytes), {
+      fallbackReason: `WebGPU failed at the first run: ${describe(error)}`,
     });
+    output = await model.session.run({ input_ids: idsOf(model.ort) });
   }
-  firstRun = false;
+  model.firstRun = false;
   const router = output.router_logits as ortWasm.Tensor;
   const data = new Float32Array(router.data as Float32Array); // own copy, transferable
   // Files exported before the expert_bias output existed route without a bias.
@@ -164,28 +194,28 @@ async function run(request: RunRequest): Promise<void> {
   const bias = biasTensor ? new Float32Array(biasTensor.data as Float32Array) : null;
   post(
     {
+      id: request.id,
       type: "result",
       router: data,
       dims: [...router.dims],
       topK: olmoeMini.topK,
       bias,
-      backend,
+      backend: model.backend,
       ms: performance.now() - started,
-      fallbackReason,
+      fallbackReason: model.fallbackReason,
     },
     bias ? [data.buffer, bias.buffer] : [data.buffer],
   );
 }
 
 /** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
-async function openWasm(bytes: Uint8Array): Promise<void> {
-  ort = ortWasm;
-  session = await ort.InferenceSession.create(bytes, {
+async function openWasm(bytes: Uint8Array): Promise<Pick<OpenModel, "session" | "ort" | "backend" | "bytes">> {
+  const session = await ortWasm.InferenceSession.create(bytes, {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
   });
-  backend = "wasm";
+  return { session, ort: ortWasm, backend: "wasm", bytes };
 }
 
 /** A download that delivers no byte for this long is reported as stalled (the file is 8 MB). */
@@ -196,11 +226,11 @@ async function openCache(): Promise<Cache | null> {
 }
 
 /** The model's bytes from Cache Storage, or from the network with progress. */
-async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
+async function fetchModel(url: string, id: number): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
   const cached = await (await openCache())?.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
-    post({ type: "progress", loaded: bytes.byteLength, total: bytes.byteLength, fromCache: true });
+    post({ id, type: "progress", loaded: bytes.byteLength, total: bytes.byteLength, fromCache: true });
     return { bytes, fromCache: true };
   }
   const file = url.split("/").pop();
@@ -231,7 +261,7 @@ async function fetchModel(url: string): Promise<{ bytes: Uint8Array; fromCache: 
       if (done) break;
       chunks.push(value);
       loaded += value.byteLength;
-      post({ type: "progress", loaded, total, fromCache: false });
+      post({ id, type: "progress", loaded, total, fromCache: false });
     }
     if (total !== null && loaded !== total)
       throw new Error(`the download of ${file} ended after ${loaded} of ${total} bytes; reload the page to try again`);

@@ -496,3 +496,28 @@ test(
     await page.close();
   },
 );
+
+test(
+  "one runtime per page: z-loss routes all four checkpoints in one worker, fetching onnxruntime's wasm once",
+  { timeout: testTimeout },
+  async () => {
+    const requested: string[] = [];
+    const workers: string[] = [];
+    const { page, problems } = await built.open("z-loss", (p) => {
+      p.on("request", (r) => requested.push(r.url()));
+      p.on("worker", (w) => workers.push(w.url()));
+    });
+    await page.waitForSelector("#observablehq-main");
+    await page.getByTestId("real-z").waitFor();
+    const rows = await page.getByTestId("real-z").locator("tbody tr").count();
+    const checkpoints = readdirSync(join(root, "data/models")).filter((f) => f.endsWith(".onnx")).length;
+    assert.equal(rows, checkpoints, "a row per checkpoint");
+    const wasm = requested.filter((url) => url.endsWith(".wasm"));
+    assert.equal(wasm.length, 1, `onnxruntime's wasm fetched once: ${wasm.join(", ")}`);
+    assert.equal(workers.filter((url) => /model-worker/.test(url)).length, 1, `workers: ${workers.join(", ")}`);
+    // at most once each: an earlier test in this browser may have left them in Cache Storage
+    assert.ok(requested.filter((url) => url.endsWith(".onnx")).length <= checkpoints, "no checkpoint downloaded twice");
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
