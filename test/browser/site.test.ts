@@ -521,3 +521,29 @@ test(
     await page.close();
   },
 );
+
+test(
+  "a selection runs its cells once: the input's repeated event (same value) stops before view()",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("ablation");
+    const form = page.locator("form", { has: page.locator("label", { hasText: "sample" }) }).first();
+    // a listener registered now runs after view()'s: it hears exactly what view() heard
+    await form.evaluate((f) => {
+      (window as unknown as { heard: unknown[] }).heard = [];
+      f.addEventListener("input", () =>
+        (window as unknown as { heard: unknown[] }).heard.push((f as unknown as { value: unknown }).value),
+      );
+    });
+    await form.locator("select").selectOption({ label: "C" });
+    await eventually(async () =>
+      assert.deepEqual(await page.evaluate(() => (window as unknown as { heard: unknown[] }).heard), ["c"]),
+    );
+    await form.locator("select").selectOption({ label: "Python" });
+    await eventually(async () =>
+      assert.deepEqual(await page.evaluate(() => (window as unknown as { heard: unknown[] }).heard), ["c", "python"]),
+    );
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
