@@ -5,7 +5,7 @@
 //   font files and offline there is no CDN, so KaTeX's woff2 fonts are
 //   inlined as data URLs (woff/ttf fallbacks dropped: every browser that runs
 //   WebGPU or WASM SIMD reads woff2);
-// - src/assets/model-worker.js, logits-worker.js: the module workers that run
+// - src/assets/model-worker.js, logits-worker.js, train-worker.js: the module workers that run
 //   the model (bundled with onnxruntime-web) and parse dropped logits files,
 //   bundled by esbuild (Framework has no worker support);
 // - src/assets/ort/: onnxruntime-web's WASM runtime, served by the site
@@ -60,6 +60,7 @@ for (const file of [
 for (const [entry, out] of [
   ["src/workers/model-worker.ts", "model-worker.js"],
   ["src/workers/logits-worker.ts", "logits-worker.js"],
+  ["src/workers/train-worker.ts", "train-worker.js"],
 ]) {
   await build({
     entryPoints: [new URL(entry, root).pathname],
