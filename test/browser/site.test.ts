@@ -508,7 +508,9 @@ test(
       p.on("worker", (w) => workers.push(w.url()));
     });
     await page.waitForSelector("#observablehq-main");
-    await page.getByTestId("real-z").waitFor();
+    // the live run starts when its section comes into view
+    await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
+    await page.locator("[data-testid=real-z][data-source=live]").waitFor();
     const rows = await page.getByTestId("real-z").locator("tbody tr").count();
     const checkpoints = readdirSync(join(root, "data/models")).filter((f) => f.endsWith(".onnx")).length;
     assert.equal(rows, checkpoints, "a row per checkpoint");
@@ -545,5 +547,57 @@ test(
     );
     assert.deepEqual(problems, []);
     await page.close();
+  },
+);
+
+/** The numbers of a table's body, row by row (cells that do not parse as numbers dropped). */
+async function tableNumbers(page: Page, selector: string): Promise<number[][]> {
+  const rows = await page.locator(`${selector} tbody tr`).all();
+  return Promise.all(
+    rows.map(async (row) =>
+      (await row.locator("td").allTextContents())
+        .filter((text) => text.trim() !== "") // Inputs.table's selection column
+        .map(Number)
+        .filter((v) => Number.isFinite(v)),
+    ),
+  );
+}
+
+test(
+  "first paint from the build, then live: z-loss and granularity show build-time numbers at once, and the live run agrees",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await open("z-loss");
+    await page.locator("[data-testid=real-z][data-source=build]").waitFor();
+    const buildRows = await tableNumbers(page, "[data-testid=real-z]");
+    assert.ok(buildRows.length > 0 && buildRows.every((r) => r.length >= 5), JSON.stringify(buildRows));
+    await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
+    await page.locator("[data-testid=real-z][data-source=live]").waitFor();
+    const liveRows = await tableNumbers(page, "[data-testid=real-z]");
+    assert.equal(liveRows.length, buildRows.length);
+    // WASM in the page against onnxruntime-node at build time: router logits within ~1e-5, so each shown value
+    // agrees to its last digit: z-losses to 3 decimals, β·z to 3 significant digits, the largest logit to 2 decimals
+    const tolerance = (v: number, column: number) =>
+      [1.5e-3, 1.5e-3, 6e-3 * Math.abs(v), 6e-3 * Math.abs(v), 1.1e-2][column];
+    liveRows.forEach((row, i) =>
+      row.forEach((v, j) =>
+        assert.ok(
+          Math.abs(v - buildRows[i][j]) <= tolerance(v, j),
+          `row ${i} column ${j}: live ${v}, build ${buildRows[i][j]}`,
+        ),
+      ),
+    );
+    await page.close();
+
+    const g = await open("granularity");
+    await g.page.locator("[data-testid=real-granularity][data-source=build]").waitFor();
+    const value = (id: string) => g.page.getByTestId(id).textContent().then(Number);
+    const buildValues = await Promise.all(["real-switch", "real-sequence", "real-micro", "real-global"].map(value));
+    await g.page.getByTestId("real-anchor").scrollIntoViewIfNeeded();
+    await g.page.locator("[data-testid=real-granularity][data-source=live]").waitFor();
+    const liveValues = await Promise.all(["real-switch", "real-sequence", "real-micro", "real-global"].map(value));
+    liveValues.forEach((v, i) => assert.ok(Math.abs(v - buildValues[i]) <= 2e-4, `${v} against ${buildValues[i]}`));
+    assert.deepEqual([...problems, ...g.problems], []);
+    await g.page.close();
   },
 );

@@ -1,0 +1,47 @@
+/**
+ * Build-time first paint, then live: the sample batches' summaries that
+ * `src/data/sample-batches.json.ts` computed with onnxruntime-node when the
+ * site was built, turned back into what the pages' live run produces, and a
+ * promise that waits until a section scrolls into view (the live run starts then).
+ */
+import type { RoutingSummary } from "../lib/summary.js";
+
+/** A summary as the data loader wrote it (plain arrays). */
+export interface SummaryJson {
+  layers: number;
+  experts: number;
+  topK: number;
+  tokens: number;
+  sequenceLengths: number[];
+  probSum: number[];
+  load: number[];
+  logSumExpSquareSum: number[];
+  maxLogit: number;
+}
+
+export function summaryOfJson(json: SummaryJson): RoutingSummary {
+  return {
+    ...json,
+    sequenceLengths: [...json.sequenceLengths],
+    probSum: Float64Array.from(json.probSum),
+    load: Float64Array.from(json.load),
+    logSumExpSquareSum: Float64Array.from(json.logSumExpSquareSum),
+  };
+}
+
+/** Resolves once `element` is (about to be) on screen; at once where IntersectionObserver is missing. */
+export function inView(element: Element, margin = "200px"): Promise<void> {
+  if (typeof IntersectionObserver === "undefined") return Promise.resolve();
+  return new Promise((resolve) => {
+    const observer = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((e) => e.isIntersecting)) {
+          observer.disconnect();
+          resolve();
+        }
+      },
+      { rootMargin: margin },
+    );
+    observer.observe(element);
+  });
+}
