@@ -13,6 +13,8 @@ for strategy in micro global loss-free none; do
   if /usr/bin/python3 -c "import sys, torch; s = torch.load(sys.argv[1]); sys.exit(0 if s['step'] >= s['steps'] else 1)" "$state"; then
     finished+=("$strategy")
     /usr/bin/python3 data/recipe/export.py --state "$state" --out "data/models/$strategy.onnx" --fp16
+    # the graph the pages load: the same nodes up to the last router
+    /usr/bin/python3 data/recipe/router_only.py "data/models/$strategy.onnx"
     # one line per step, the last write of each step kept (a resumed run may have logged a step twice)
     /usr/bin/python3 - "$runs/$strategy/log.jsonl" "data/logs/$strategy.jsonl" <<'PY'
 import json, sys

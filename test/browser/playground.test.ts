@@ -287,7 +287,10 @@ test(
     const page = await built.browser.newPage();
     const problems = watchProblems(page);
     await page.goto(`${built.site.url}granularity`);
+    // the build-time numbers first; the live run starts when the section is in view
     await page.waitForSelector("[data-testid=real-micro]");
+    await page.getByTestId("real-anchor").scrollIntoViewIfNeeded();
+    await page.waitForSelector("[data-testid=real-granularity][data-source=live]");
     const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}data/tokenizer.json`, "utf8")));
     const samples = JSON.parse(readFileSync(`${root}src/assets/samples.json`, "utf8"));
     const windows = sampleSequences(tokenizer, samples).map((s) => s.ids);

@@ -512,7 +512,9 @@ test(
     await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
     await page.locator("[data-testid=real-z][data-source=live]").waitFor();
     const rows = await page.getByTestId("real-z").locator("tbody tr").count();
-    const checkpoints = readdirSync(join(root, "data/models")).filter((f) => f.endsWith(".onnx")).length;
+    const checkpoints = readdirSync(join(root, "data/models")).filter(
+      (f) => f.endsWith(".onnx") && !f.endsWith(".router.onnx"),
+    ).length;
     assert.equal(rows, checkpoints, "a row per checkpoint");
     const wasm = requested.filter((url) => url.endsWith(".wasm"));
     assert.equal(wasm.length, 1, `onnxruntime's wasm fetched once: ${wasm.join(", ")}`);

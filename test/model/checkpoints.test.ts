@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { firstRows, maxAbsDifference, runModel, runtimes, type Reference } from "./onnx-runners.js";
 import { computeLosses } from "../../src/lib/losses/index.js";
+import * as ort from "onnxruntime-node";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
 const dataDir = fileURLToPath(new URL("../../data/", import.meta.url));
@@ -178,3 +179,32 @@ test("seeds are paired: runs of one seed share the torch seed that fixes initial
   for (const [seed, arms] of bySeed)
     assert.equal(new Set(arms).size, arms.length, `seed ${seed}: an arm appears twice`);
 });
+
+for (const strategy of strategies) {
+  const full = modelPath(strategy);
+  const cut = full.replace(/\.onnx$/, ".router.onnx");
+  test(
+    `${strategy}: the router-only graph the pages load gives the full graph's router logits and bias exactly`,
+    { skip: existsSync(cut) ? false : `${cut} not cut yet (python3 data/recipe/router_only.py ${full})` },
+    async () => {
+      assert.ok(statSync(cut).size <= 0.8 * statSync(full).size, "the LM head and the last experts are gone");
+      const reference: Reference = JSON.parse(readFileSync(full.replace(".onnx", ".reference.json"), "utf8"));
+      const [whole, routerOnly] = await Promise.all([full, cut].map((p) => ort.InferenceSession.create(p)));
+      assert.deepEqual([...routerOnly.outputNames].sort(), ["expert_bias", "router_logits"]);
+      const ids = reference.input_ids;
+      const feed = {
+        input_ids: new ort.Tensor(
+          "int64",
+          BigInt64Array.from(ids.flat(), (v) => BigInt(v)),
+          [ids.length, ids[0].length],
+        ),
+      };
+      const [a, b] = await Promise.all([whole.run(feed), routerOnly.run(feed)]);
+      assert.deepEqual(
+        Array.from(b.router_logits.data as Float32Array),
+        Array.from(a.router_logits.data as Float32Array),
+      );
+      assert.deepEqual(Array.from(b.expert_bias.data as Float32Array), Array.from(a.expert_bias.data as Float32Array));
+    },
+  );
+}

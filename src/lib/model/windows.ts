@@ -46,3 +46,30 @@ export function joinWindows(
     ...(bias ? { selectionBias: bias } : {}),
   };
 }
+
+/**
+ * One forward pass over `n` sequences of equal length (`router` shaped
+ * `[L, n, S, E]`) cut into `n` window outputs `[L, 1, S, E]`, in order: a
+ * page batches its fixed sequences into one call and joins them as before.
+ */
+export function splitBatch(output: WindowOutput): WindowOutput[] {
+  const [layers, n, seq, experts] = output.dims;
+  const block = seq * experts;
+  return Array.from({ length: n }, (_, b) => {
+    const router = new Float32Array(layers * block);
+    for (let l = 0; l < layers; l++)
+      router.set(output.router.subarray((l * n + b) * block, (l * n + b + 1) * block), l * block);
+    return { router, dims: [layers, 1, seq, experts], topK: output.topK, bias: output.bias };
+  });
+}
+
+/** Runs of consecutive sequences of equal length, at most `maxBatch` long: the batches a page sends. */
+export function equalLengthRuns(sequences: readonly (readonly number[])[], maxBatch: number): number[][] {
+  const runs: number[][] = [];
+  sequences.forEach((ids, i) => {
+    const run = runs[runs.length - 1];
+    if (run && run.length < maxBatch && sequences[run[0]].length === ids.length) run.push(i);
+    else runs.push([i]);
+  });
+  return runs;
+}
