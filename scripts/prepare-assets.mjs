@@ -98,7 +98,9 @@ writeFileSync(
     "// (the router-only graph where there is one).",
     'import {FileAttachment} from "observablehq:stdlib";',
     "export const modelFiles = {",
-    ...served.map(([name, file]) => `  ${JSON.stringify(name)}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`),
+    ...served.map(
+      ([name, file]) => `  ${JSON.stringify(name)}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`,
+    ),
     "};",
     "",
   ].join("\n"),
