@@ -7,6 +7,11 @@ with the best time in milliseconds and the values, which the bench compares
 with the TypeScript engine's.
 
 usage: python3 losses_torch.py LOGITS.npy TOP_K SEQUENCES MICRO_BATCH REPEATS
+       python3 losses_torch.py LOGITS.npy TOP_K SEQUENCES MICRO_BATCH serve
+With `serve` it reads the logits once, prints {"ready": ...} and then, for every
+line "run" on standard input, runs once and prints {"ms": ...}: the bench
+interleaves these runs with the TypeScript engine's, so both see the same
+machine load.
 """
 import json
 import sys
@@ -60,9 +65,24 @@ def all_losses(x, k, sequences, m):
     }
 
 
+def serve(x, k, sequences, m):
+    values = all_losses(x, k, sequences, m)  # warm-up, and the values the bench compares
+    print(json.dumps({"ready": True, "values": values, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        all_losses(x, k, sequences, m)
+        print(json.dumps({"ms": (time.perf_counter() - start) * 1000}), flush=True)
+
+
 def main():
-    path, k, sequences, m, repeats = sys.argv[1], *map(int, sys.argv[2:6])
+    path = sys.argv[1]
+    k, sequences, m = map(int, sys.argv[2:5])
     x = torch.from_numpy(np.load(path))
+    if sys.argv[5] == "serve":
+        return serve(x, k, sequences, m)
+    repeats = int(sys.argv[5])
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

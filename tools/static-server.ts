@@ -2,7 +2,10 @@
  * Serves `dist/` under a sub-path, the way GitHub Pages serves a project site
  * (`https://user.github.io/moe-balance-lab/`): clean URLs (`/z-loss` reads
  * `z-loss.html`), the site's own 404.html with status 404 for anything
- * missing, and no COOP/COEP headers, as Pages sends none. Requests outside the
+ * missing, no COOP/COEP headers, as Pages sends none, and Pages' caching
+ * headers (`Cache-Control: max-age=600`, an `ETag` and `Last-Modified`,
+ * answered with 304 when the browser revalidates), so that timings of a
+ * second visit mean what they mean on Pages. Requests outside the
  * base path get 404 and are recorded, so that tests catch root-absolute URLs.
  * Used by the browser tests, the bench, the screenshot script and
  * `npm run preview`.
@@ -53,8 +56,17 @@ export async function serveDist(root: string, base = "/moe-balance-lab/", port =
       file = file.endsWith(".html") ? file : `${file}.html`;
     }
     try {
+      const info = await stat(file);
+      const etag = `W/"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+      const headers = {
+        "content-type": types[extname(file)] ?? "application/octet-stream",
+        "cache-control": "max-age=600",
+        etag,
+        "last-modified": new Date(info.mtimeMs).toUTCString(),
+      };
+      if (request.headers["if-none-match"] === etag) return void response.writeHead(304, headers).end();
       const body = await readFile(file);
-      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(body);
+      response.writeHead(200, headers).end(body);
     } catch {
       const notFound = await readFile(join(root, "404.html")).catch(() => null);
       if (notFound) response.writeHead(404, { "content-type": types[".html"] }).end(notFound);
