@@ -51,9 +51,7 @@ function streamingSum(data: Float32Array): number {
 }
 
 /** PyTorch doing the same work in a process that waits for "run" lines, so its runs interleave with ours. */
-function startTorch(
-  path: string,
-): Promise<{
+function startTorch(path: string): Promise<{
   values: Record<string, Record<string, number>>;
   torch: string;
   threads: number;
