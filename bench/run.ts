@@ -11,6 +11,7 @@ import { benchLiveTraining } from "./live-training.js";
 import { benchModel } from "./model.js";
 import { benchYourLogits } from "./your-logits.js";
 import { benchRouters } from "./routers.js";
+import { benchPages } from "./pages.js";
 import type { BenchRow } from "./timing.js";
 
 const suites: [string, () => Promise<BenchRow[]>][] = [
@@ -19,6 +20,7 @@ const suites: [string, () => Promise<BenchRow[]>][] = [
   ["OLMoE-mini", benchModel],
   ["your logits", benchYourLogits],
   ["production routers", benchRouters],
+  ["pages", benchPages],
 ];
 
 const filter = process.argv[2];

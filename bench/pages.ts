@@ -1,0 +1,117 @@
+/**
+ * How soon the pages that run OLMoE-mini show its numbers, in headless
+ * Chromium against the built site (served with GitHub Pages' caching
+ * headers): navigation → the build-time numbers, → the live numbers once the
+ * section is scrolled into view, the wasm files fetched per page, and the
+ * ablation's side-by-side after another sample is chosen. Each page is opened
+ * three times, each time in a fresh browser context (a cold cache); medians.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { launch } from "../tools/chromium.js";
+import { serveDist } from "../tools/static-server.js";
+import type { BenchRow } from "./timing.js";
+
+const suite = "pages";
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export async function benchPages(): Promise<BenchRow[]> {
+  const dist = fileURLToPath(new URL("../dist/", import.meta.url));
+  if (!existsSync(`${dist}z-loss.html`))
+    return [{ suite, case: "first paint", value: NaN, unit: "ms", note: "skipped: run `npm run build` first" }];
+  const site = await serveDist(dist);
+  const rows: BenchRow[] = [];
+  try {
+    for (const [path, table, anchor] of [
+      ["z-loss", "real-z", "z-anchor"],
+      ["granularity", "real-granularity", "real-anchor"],
+    ] as const) {
+      const first: number[] = [];
+      const live: number[] = [];
+      const wasm: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const context = await launch();
+        const page = await context.newPage();
+        let wasmFetches = 0;
+        page.on("request", (r) => void (r.url().endsWith(".wasm") && wasmFetches++));
+        const started = Date.now();
+        await page.goto(site.url + path);
+        await page.locator(`[data-testid=${table}][data-source=build]`).waitFor({ timeout: 120_000 });
+        first.push(Date.now() - started);
+        await page.getByTestId(anchor).scrollIntoViewIfNeeded();
+        await page.locator(`[data-testid=${table}][data-source=live]`).waitFor({ timeout: 300_000 });
+        live.push(Date.now() - started);
+        wasm.push(wasmFetches);
+        await context.close();
+      }
+      rows.push(
+        {
+          suite,
+          case: `${path}: navigation → OLMoE-mini's numbers (build-time copy)`,
+          value: median(first),
+          unit: "ms",
+          note: `median of 3, cold; target ≤ 1000: ${median(first) <= 1000 ? "met" : "MISSED"}`,
+        },
+        {
+          suite,
+          case: `${path}: navigation → live numbers (section in view at once)`,
+          value: median(live),
+          unit: "ms",
+          note: `median of 3, cold; every checkpoint the section routes; target ≤ 3000: ${median(live) <= 3000 ? "met" : "MISSED"}`,
+        },
+        {
+          suite,
+          case: `${path}: wasm files fetched`,
+          value: Math.max(...wasm),
+          unit: "",
+          note: `most over 3 visits; target ≤ 1: ${Math.max(...wasm) <= 1 ? "met" : "MISSED"}`,
+        },
+      );
+    }
+
+    // Ablation: another sample, routed by every checkpoint in the page's one worker.
+    const context = await launch();
+    const page = await context.newPage();
+    await page.goto(site.url + "ablation");
+    const side = page.getByTestId("side-by-side");
+    const settled = () =>
+      page.waitForFunction(
+        () => {
+          const el = document.querySelector("[data-testid=side-by-side]");
+          return !!el && !el.querySelector("[data-testid=model-progress]") && !!el.querySelector(".tokens");
+        },
+        null,
+        { timeout: 300_000 },
+      );
+    await side.waitFor({ timeout: 120_000 });
+    await side.scrollIntoViewIfNeeded();
+    await settled();
+    const choices: number[] = [];
+    for (const label of ["C", "English prose (fortunes)", "JavaScript"]) {
+      const before = await side.textContent();
+      const started = Date.now();
+      await page
+        .locator("form", { has: page.locator("label", { hasText: "sample" }) })
+        .first()
+        .locator("select")
+        .selectOption({ label });
+      await page.waitForFunction(
+        (old) => document.querySelector("[data-testid=side-by-side]")?.textContent !== old,
+        before,
+      );
+      await settled();
+      choices.push(Date.now() - started);
+    }
+    await context.close();
+    rows.push({
+      suite,
+      case: "ablation: another sample, all checkpoints shown",
+      value: median(choices),
+      unit: "ms",
+      note: `median of 3 choices (sessions open); target ≤ 2000: ${median(choices) <= 2000 ? "met" : "MISSED"}`,
+    });
+  } finally {
+    await site.close();
+  }
+  return rows;
+}
