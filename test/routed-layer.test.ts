@@ -49,3 +49,29 @@ test("differingTokens compares sets, not orders", () => {
   assert.equal(differingTokens([0, 1, 2, 3], [1, 0, 3, 2], 2), 0);
   assert.equal(differingTokens([0, 1, 2, 3], [0, 1, 2, 4], 2), 0.5);
 });
+
+test("tokenRoutes: a span of every layer, routed as the lab's router routes it (bias in the choice)", async () => {
+  const { tokenRoutes } = await import("../src/lib/routed-layer.js");
+  const { biasedTopKRow, softmaxRow } = await import("../src/lib/routing.js");
+  const { normalGenerator } = await import("../src/lib/random.js");
+  const normal = normalGenerator(8);
+  const [layers, tokens, experts, topK] = [2, 30, 16, 4];
+  const data = Float32Array.from({ length: layers * tokens * experts }, () => normal());
+  const selectionBias = Float32Array.from({ length: layers * experts }, (_, i) => (i % 5) * 0.02);
+  const routes = tokenRoutes({ logits: { data, layers, tokens, experts }, topK, selectionBias }, 10, 12);
+  assert.equal(routes.tokens, 12);
+  const p = new Float64Array(experts);
+  const scores = new Float64Array(experts);
+  const chosen = new Int32Array(topK);
+  for (let l = 0; l < layers; l++)
+    for (let t = 0; t < 12; t++) {
+      softmaxRow(data, (l * tokens + 10 + t) * experts, experts, p);
+      biasedTopKRow(p, selectionBias, l * experts, experts, topK, scores, chosen);
+      const at = (l * 12 + t) * topK;
+      assert.deepEqual(Array.from(routes.chosen.subarray(at, at + topK)), Array.from(chosen));
+      for (let i = 0; i < topK; i++)
+        assert.ok(Math.abs(routes.gates[at + i] - p[chosen[i]]) < 1e-12, "gate: the unbiased p");
+    }
+  // a span past the end is cut to the tokens that exist
+  assert.equal(tokenRoutes({ logits: { data, layers, tokens, experts }, topK }, 25, 40).tokens, 5);
+});

@@ -4,7 +4,8 @@
  * dispatched route against the map an auxiliary loss counts, a capacity
  * applied to the route).
  */
-import { ConventionRouter, type RoutingConvention } from "./conventions.js";
+import { ConventionRouter, olmoeConvention, type RoutingConvention } from "./conventions.js";
+import type { LogitsBatch } from "./types.js";
 import { topKRow } from "./routing.js";
 
 export interface RoutedLayer {
@@ -65,4 +66,34 @@ export function differingTokens(a: ArrayLike<number>, b: ArrayLike<number>, topK
     if (left.some((e, i) => e !== right[i])) differ++;
   }
   return differ / tokens;
+}
+
+/** Every layer's route of a span of a batch's tokens: what the token → expert flow figure draws. */
+export interface TokenRoutes {
+  readonly layers: number;
+  readonly experts: number;
+  readonly topK: number;
+  /** Tokens in the span. */
+  readonly tokens: number;
+  /** `chosen[(l·tokens + t)·k + i]`: token t's i-th expert in layer l, best first (the batch's bias in the choice). */
+  readonly chosen: Int32Array;
+  /** The gates of those experts (OLMoE's: the unbiased softmax probability). */
+  readonly gates: Float64Array;
+}
+
+/** Routes tokens `[first, first + count)` of a batch in every layer, as OLMoE-mini dispatched them. */
+export function tokenRoutes(batch: LogitsBatch, first: number, count: number): TokenRoutes {
+  const { logits, topK, selectionBias } = batch;
+  const { layers, tokens, experts, data } = logits;
+  const n = Math.max(0, Math.min(count, tokens - first));
+  const router = new ConventionRouter({ ...olmoeConvention(topK) }, experts);
+  const chosen = new Int32Array(layers * n * topK);
+  const gates = new Float64Array(layers * n * topK);
+  for (let l = 0; l < layers; l++)
+    for (let t = 0; t < n; t++) {
+      router.route(data, (l * tokens + first + t) * experts, selectionBias, l * experts);
+      chosen.set(router.chosen, (l * n + t) * topK);
+      gates.set(router.gates, (l * n + t) * topK);
+    }
+  return { layers, experts, topK, tokens: n, chosen, gates };
 }

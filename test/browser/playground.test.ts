@@ -357,3 +357,40 @@ test(
     await fresh.close();
   },
 );
+
+test(
+  "the d3 token → expert flow: a link per token, layer and chosen expert; hover follows one token's path, a brush a span's",
+  { skip, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    const flow = page.getByTestId("route-flow");
+    await flow.waitFor();
+    await flow.scrollIntoViewIfNeeded();
+    const { layers, topK } = olmoeMini;
+    const tokens = await flow.locator("text.flow-token").count();
+    assert.equal(tokens, 40, "a span of 40 tokens");
+    assert.equal(await flow.locator("path.flow-link").count(), layers * tokens * topK);
+    assert.equal(await flow.locator("rect.flow-expert").count(), layers * olmoeMini.experts);
+    await flow.locator("text.flow-token").nth(5).hover();
+    assert.equal(
+      await flow.locator("path.flow-link.active").count(),
+      layers * topK,
+      "one token's path: k links per layer",
+    );
+    await page.mouse.move(0, 0);
+    assert.equal(await flow.locator("path.flow-link.active").count(), 0, "leaving the token clears it");
+    // drag down the token column's left edge, over about a third of the tokens
+    const box = (await flow.boundingBox())!;
+    await page.mouse.move(box.x + 8, box.y + box.height * 0.3);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 8, box.y + box.height * 0.6, { steps: 5 });
+    await page.mouse.up();
+    const brushed = await flow.locator("text.flow-token[font-weight=bold]").count();
+    assert.ok(brushed > 3 && brushed < tokens, `${brushed} tokens brushed`);
+    assert.equal(await flow.locator("path.flow-link.active").count(), brushed * layers * topK);
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
