@@ -58,7 +58,11 @@ test("tokenRoutes: a span of every layer, routed as the lab's router routes it (
   const [layers, tokens, experts, topK] = [2, 30, 16, 4];
   const data = Float32Array.from({ length: layers * tokens * experts }, () => normal());
   const selectionBias = Float32Array.from({ length: layers * experts }, (_, i) => (i % 5) * 0.02);
-  const routes = tokenRoutes({ logits: { data, layers, tokens, experts }, topK, selectionBias }, 10, 12);
+  const routes = tokenRoutes(
+    { logits: { data, layers, tokens, experts }, topK, sequenceLengths: [tokens], selectionBias },
+    10,
+    12,
+  );
   assert.equal(routes.tokens, 12);
   const p = new Float64Array(experts);
   const scores = new Float64Array(experts);
@@ -73,5 +77,8 @@ test("tokenRoutes: a span of every layer, routed as the lab's router routes it (
         assert.ok(Math.abs(routes.gates[at + i] - p[chosen[i]]) < 1e-12, "gate: the unbiased p");
     }
   // a span past the end is cut to the tokens that exist
-  assert.equal(tokenRoutes({ logits: { data, layers, tokens, experts }, topK }, 25, 40).tokens, 5);
+  assert.equal(
+    tokenRoutes({ logits: { data, layers, tokens, experts }, topK, sequenceLengths: [tokens] }, 25, 40).tokens,
+    5,
+  );
 });
