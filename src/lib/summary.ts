@@ -205,24 +205,30 @@ export class SummaryBuilder {
       // framework that produced them; ties still fall to the lower index),
       // or on p + bias when a selection bias is given; inlined because this
       // is the hot loop.
-      const scores = this.scores;
-      if (this.selectionBias) {
+      // Without a bias the scores are the row's logits, read in place; `floor`
+      // is the k-th best score so far (−∞ until k are held), so most experts
+      // cost one comparison.
+      const biased = this.selectionBias !== null;
+      const scores = biased ? this.scores : data;
+      const offset = biased ? 0 : row;
+      if (biased) {
+        const bias = this.selectionBias!;
         const biasRow = layer * experts;
-        for (let e = 0; e < experts; e++) scores[e] = exps[e] * inv + this.selectionBias[biasRow + e];
-      } else {
-        for (let e = 0; e < experts; e++) scores[e] = data[row + e];
+        for (let e = 0; e < experts; e++) this.scores[e] = exps[e] * inv + bias[biasRow + e];
       }
+      for (let e = 0; e < experts; e++) probSum[base + e] += exps[e] * inv;
       let filled = 0;
+      let floor = -Infinity;
       for (let e = 0; e < experts; e++) {
-        const z = scores[e];
-        probSum[base + e] += exps[e] * inv;
-        if (filled === topK && !(z > scores[chosen[topK - 1]])) continue;
+        const z = scores[offset + e];
+        if (!(z > floor) && filled === topK) continue;
         let i = filled < topK ? filled++ : topK - 1;
-        while (i > 0 && z > scores[chosen[i - 1]]) {
+        while (i > 0 && z > scores[offset + chosen[i - 1]]) {
           chosen[i] = chosen[i - 1];
           i--;
         }
         chosen[i] = e;
+        if (filled === topK) floor = scores[offset + chosen[topK - 1]];
       }
       for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
       if (this.onRow) this.onRow(layer, globalRow - layer * tokens, exps, inv, chosen);
