@@ -79,17 +79,21 @@ async function load(request: LoadRequest): Promise<void> {
     return;
   }
   configure(request);
-  let model = await fetchModel(modelUrl, id);
+  const adapterReason =
+    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
+  // The runtime's wasm is fetched and compiled while the checkpoint downloads, not after.
+  const [fetched] = await Promise.all([fetchModel(modelUrl, id), warmRuntime(adapterReason === null)]);
+  let model = fetched;
   let opened: OpenModel;
   try {
-    opened = await openSession(model.bytes, request);
+    opened = await openSession(model.bytes, adapterReason);
   } catch (error) {
     if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
     // A cached copy that no longer opens (written by an older page, or damaged
     // on disk): drop it and download the file once more.
     await dropCached(modelUrl);
     model = await fetchModel(modelUrl, id);
-    opened = await openSession(model.bytes, request).catch((again) => {
+    opened = await openSession(model.bytes, adapterReason).catch((again) => {
       throw new Error(
         `the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`,
       );
@@ -136,12 +140,35 @@ async function whyNotWebGpu(forced: boolean): Promise<string | null> {
   return null;
 }
 
-/** Opens `bytes` on WebGPU when it should and can, on WASM otherwise; checks the outputs the lab reads. */
-async function openSession(bytes: Uint8Array, request: LoadRequest): Promise<OpenModel> {
+/**
+ * A 68-byte ONNX graph (one Identity node, made with python3-onnx). Opening it
+ * makes onnxruntime fetch and compile its wasm; the worker does that while
+ * the checkpoint downloads, once per runtime. A failure here changes nothing:
+ * the real session reports its own.
+ */
+const WARM_MODEL = Uint8Array.from(
+  atob("CAg6OgoQCgF4EgF5IghJZGVudGl0eRIEd2FybVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEBE="),
+  (c) => c.charCodeAt(0),
+);
+const warmed = new Map<string, Promise<unknown>>();
+function warmRuntime(webgpu: boolean): Promise<unknown> {
+  const key = webgpu ? "webgpu" : "wasm";
+  if (!warmed.has(key)) {
+    const runtime = webgpu ? (ortWebGpu as unknown as Ort) : ortWasm;
+    warmed.set(
+      key,
+      runtime.InferenceSession.create(WARM_MODEL, { executionProviders: [key] })
+        .then((session) => session.release())
+        .catch(() => null),
+    );
+  }
+  return warmed.get(key)!;
+}
+
+/** Opens `bytes` on WebGPU when it should and can (`adapterReason` null), on WASM otherwise; checks the outputs the lab reads. */
+async function openSession(bytes: Uint8Array, adapterReason: string | null): Promise<OpenModel> {
   let fallbackReason: string | null = null;
   let opened: OpenModel | null = null;
-  const adapterReason =
-    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
   if (adapterReason === null) {
     try {
       const ort = ortWebGpu as unknown as Ort;
