@@ -14,6 +14,13 @@ import { biasedTopKRow, softmaxRow, topKRow } from "./routing.js";
 import { uniformGenerator } from "./random.js";
 import { solveQuantileBias } from "./quantile-balancing.js";
 
+/** The softmax of every row of a `tokens × experts` batch. */
+function softmaxRows(logits: Float64Array, tokens: number, experts: number): Float64Array {
+  const p = new Float64Array(tokens * experts);
+  for (let t = 0; t < tokens; t++) softmaxRow(logits, t * experts, experts, p.subarray(t * experts));
+  return p;
+}
+
 /** Routes one batch (tokens × experts logits, one layer) into each token's set of experts. */
 export type BatchRouter = (logits: Float64Array, tokens: number, experts: number) => number[][];
 
@@ -38,12 +45,7 @@ export function tokenChoiceRouter(topK: number, bias?: ArrayLike<number>): Batch
  */
 export function expertChoiceRouter(capacity: number): BatchRouter {
   return (logits, tokens, experts) => {
-    const p = new Float64Array(tokens * experts);
-    const row = new Float64Array(experts);
-    for (let t = 0; t < tokens; t++) {
-      softmaxRow(logits, t * experts, experts, row);
-      p.set(row, t * experts);
-    }
+    const p = softmaxRows(logits, tokens, experts);
     const sets: number[][] = Array.from({ length: tokens }, () => []);
     const column = new Float64Array(tokens);
     const picked = new Int32Array(Math.min(capacity, tokens));
@@ -65,12 +67,7 @@ export function expertChoiceRouter(capacity: number): BatchRouter {
  */
 export function sameBatchQuantileRouter(topK: number): BatchRouter {
   return (logits, tokens, experts) => {
-    const p = new Float64Array(tokens * experts);
-    const row = new Float64Array(experts);
-    for (let t = 0; t < tokens; t++) {
-      softmaxRow(logits, t * experts, experts, row);
-      p.set(row, t * experts);
-    }
+    const p = softmaxRows(logits, tokens, experts);
     const { bias } = solveQuantileBias(p, tokens, experts, topK);
     const scores = new Float64Array(experts);
     const chosen = new Int32Array(topK);
