@@ -17,7 +17,7 @@
  *     #5349 writes it back once per global batch), with an EMA blend, or to
  *     the same batch (exact but non-causal: future tokens move earlier ones).
  */
-import { topKRow } from "./routing.js";
+import { softmaxRow, topKRow } from "./routing.js";
 import { maxVioOfLoad } from "./losses/max-vio.js";
 import { recentre, solveQuantileBias } from "./quantile-balancing.js";
 import { syntheticBatch, type Domain } from "./synthetic.js";
@@ -310,13 +310,7 @@ export function scoreStreamOfLogits(
       const o = (b * tokensPerBatch + t) * experts;
       if (score === "sigmoid") {
         for (let e = 0; e < experts; e++) out[t * experts + e] = 1 / (1 + Math.exp(-logits[o + e]));
-      } else {
-        let max = -Infinity;
-        for (let e = 0; e < experts; e++) max = Math.max(max, logits[o + e]);
-        let sum = 0;
-        for (let e = 0; e < experts; e++) sum += out[t * experts + e] = Math.exp(logits[o + e] - max);
-        for (let e = 0; e < experts; e++) out[t * experts + e] /= sum;
-      }
+      } else softmaxRow(logits, o, experts, out.subarray(t * experts, (t + 1) * experts));
     }
     batches.push(out);
   }
