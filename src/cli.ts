@@ -410,13 +410,14 @@ async function losses(options: Options): Promise<string> {
         at += count * plan.experts;
       }
     });
-    const record: Record<string, unknown> = { ...lossRecord(summary.finish(), microBatch) };
-    if (capacity) record.capacity = capacityRecord(capacity.finish(), options, microBatch);
+    const finished = summary.finish();
+    const record: Record<string, unknown> = { ...lossRecord(finished, microBatch) };
+    if (capacity) record.capacity = capacityRecord(capacity.finish(finished), options, microBatch);
     if (convention || bias)
       record.routing = {
         ...(convention ?? olmoeConvention(topK)),
         bias: fileBias ? `from the file: ${plan.selectionBiasSource}` : bias ? "given" : "none",
-        aux_map: auxMapRecord(auxMap!.finish()),
+        aux_map: auxMapRecord(auxMap!.finish(finished)),
       };
     for (const warning of warnings) process.stderr.write(`moe-lab: warning: ${warning}\n`);
     if (kept && options.framework) {

@@ -90,11 +90,11 @@ test("the streaming counter equals applyCapacity micro-batch by micro-batch, on 
   ] as const) {
     for (const policy of ["probs", "position"] as const) {
       const counter = new CapacityCounter({ layers, tokens, experts }, k, lengths, 2, 0.8, policy);
-      summarize({ data, layers, tokens, experts }, k, lengths, {
+      const summary = summarize({ data, layers, tokens, experts }, k, lengths, {
         onRow: counter.onRow,
         ...(convention ? { convention } : {}),
       });
-      const found = counter.finish();
+      const found = counter.finish(summary);
       for (let l = 0; l < layers; l++) {
         // independently: route the layer, cut it into micro-batches of 2 sequences, drop each
         const routed = routeLayer(

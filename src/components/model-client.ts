@@ -137,7 +137,7 @@ export async function routeSequences(
     );
     ms += result.ms;
     for (const part of splitBatch(result))
-      parts.push({ ...result, ...part, router: part.router, dims: [...part.dims], bias: part.bias ?? null });
+      parts.push({ ...result, ...part, dims: [...part.dims], bias: part.bias ?? null });
   }
   const last = parts[parts.length - 1];
   return { ...joinWindows(parts), ms, backend: last.backend, fallbackReason: last.fallbackReason };

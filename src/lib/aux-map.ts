@@ -11,7 +11,7 @@
 import { topKRow } from "./routing.js";
 import { maxVioOfLoad } from "./losses/max-vio.js";
 import { switchLblFromLoad } from "./capacity.js";
-import type { RowListener } from "./summary.js";
+import { groupTotals, type RoutingSummary, type RowListener } from "./summary.js";
 
 export interface AuxMapLayer {
   /** MaxVio of the dispatched route (bias, groups included). */
@@ -29,7 +29,6 @@ export interface AuxMapLayer {
 export class AuxMapCounter {
   private readonly routeLoad: Float64Array;
   private readonly auxLoad: Float64Array;
-  private readonly balanceSum: Float64Array;
   private readonly differing: Float64Array;
   private readonly auxChosen: Int32Array;
   private readonly mark: Uint8Array;
@@ -41,18 +40,16 @@ export class AuxMapCounter {
     const { layers, experts } = shape;
     this.routeLoad = new Float64Array(layers * experts);
     this.auxLoad = new Float64Array(layers * experts);
-    this.balanceSum = new Float64Array(layers * experts);
     this.differing = new Float64Array(layers);
     this.auxChosen = new Int32Array(topK);
     this.mark = new Uint8Array(experts);
   }
 
   /** Pass as SummaryOptions.onRow (with a convention, `scores·inv` are the balance scores). */
-  readonly onRow: RowListener = (layer, _token, scores, inv, chosen) => {
+  readonly onRow: RowListener = (layer, _token, scores, _inv, chosen) => {
     const { experts } = this.shape;
     const { topK, auxChosen, mark } = this;
     const base = layer * experts;
-    for (let e = 0; e < experts; e++) this.balanceSum[base + e] += scores[e] * inv;
     topKRow(scores, experts, topK, auxChosen);
     for (let i = 0; i < topK; i++) {
       this.routeLoad[base + chosen[i]]++;
@@ -65,13 +62,15 @@ export class AuxMapCounter {
     if (same !== topK) this.differing[layer]++;
   };
 
-  finish(): AuxMapLayer[] {
+  /** Per layer; the LBL's P sums are the summary's, which saw the same balance scores. */
+  finish(summary: RoutingSummary): AuxMapLayer[] {
     const { layers, tokens, experts } = this.shape;
     const { topK } = this;
+    const everySequence = { first: 0, end: summary.sequenceLengths.length };
     return Array.from({ length: layers }, (_, l) => {
       const route = this.routeLoad.subarray(l * experts, (l + 1) * experts);
       const aux = this.auxLoad.subarray(l * experts, (l + 1) * experts);
-      const p = this.balanceSum.subarray(l * experts, (l + 1) * experts);
+      const p = groupTotals(summary, l, everySequence).probSum;
       return {
         maxVioRoute: maxVioOfLoad(route, tokens, topK),
         maxVioAuxMap: maxVioOfLoad(aux, tokens, topK),

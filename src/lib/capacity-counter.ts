@@ -5,7 +5,7 @@
  * on a SummaryBuilder as its row listener, so the file is still read once.
  */
 import { applyCapacity, switchLblFromLoad, type DropPolicy } from "./capacity.js";
-import type { RowListener } from "./summary.js";
+import { groupTotals, type RoutingSummary, type RowListener } from "./summary.js";
 import { LabInputError } from "./types.js";
 
 export interface CapacityLayer {
@@ -27,7 +27,6 @@ export class CapacityCounter {
   private readonly gates: Float64Array;
   private readonly loadBefore: Float64Array;
   private readonly loadAfter: Float64Array;
-  private readonly probSum: Float64Array;
   private readonly dropped: Float64Array;
   private readonly fullyDropped: Float64Array;
   private readonly capacities: [number, number][];
@@ -59,7 +58,6 @@ export class CapacityCounter {
     this.gates = new Float64Array(longest * topK);
     this.loadBefore = new Float64Array(layers * experts);
     this.loadAfter = new Float64Array(layers * experts);
-    this.probSum = new Float64Array(layers * experts);
     this.dropped = new Float64Array(layers);
     this.fullyDropped = new Float64Array(layers);
     this.capacities = Array.from({ length: layers }, () => [Infinity, 0]);
@@ -78,7 +76,6 @@ export class CapacityCounter {
       this.chosen[at + i] = chosen[i];
       this.gates[at + i] = gates ? gates[i] : scores[chosen[i]] * inv;
     }
-    for (let e = 0; e < experts; e++) this.probSum[layer * experts + e] += scores[e] * inv;
     if (token + 1 === this.groupEnds[this.group]) {
       this.closeGroup(layer, token + 1 - this.groupStart);
       this.groupStart = token + 1;
@@ -108,17 +105,20 @@ export class CapacityCounter {
     range[1] = Math.max(range[1], result.capacity);
   }
 
-  finish(): CapacityLayer[] {
+  /** Per layer; the LBL's P sums are the summary's, which saw the same scores. */
+  finish(summary: RoutingSummary): CapacityLayer[] {
     const { layers, tokens, experts } = this.shape;
     const { topK } = this;
+    const everySequence = { first: 0, end: summary.sequenceLengths.length };
     return Array.from({ length: layers }, (_, l) => {
       const slice = (a: Float64Array) => a.subarray(l * experts, (l + 1) * experts);
+      const probSum = groupTotals(summary, l, everySequence).probSum;
       return {
         droppedShare: this.dropped[l] / (tokens * topK),
         tokensFullyDropped: this.fullyDropped[l] / tokens,
         capacity: this.capacities[l],
-        lblBefore: switchLblFromLoad(slice(this.loadBefore), slice(this.probSum), tokens, topK),
-        lblAfter: switchLblFromLoad(slice(this.loadAfter), slice(this.probSum), tokens, topK),
+        lblBefore: switchLblFromLoad(slice(this.loadBefore), probSum, tokens, topK),
+        lblAfter: switchLblFromLoad(slice(this.loadAfter), probSum, tokens, topK),
       };
     });
   }

@@ -110,13 +110,14 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
         },
         (done, total) => post({ id, type: "progress", done, total }),
       );
+      const finished = summary.finish();
       post({
         id,
         type: "summarized",
-        summary: summary.finish(),
+        summary: finished,
         replay: replay ? replay.replay : null,
         routing: convention ?? null,
-        auxMap: auxMap ? auxMap.finish() : null,
+        auxMap: auxMap ? auxMap.finish(finished) : null,
         warning,
         ms: performance.now() - started,
       });
