@@ -91,6 +91,11 @@ const served = checkpoints.map((name) => [
   onnxFiles.includes(`${name}.router.onnx`) ? `${name}.router.onnx` : `${name}.onnx`,
 ]);
 for (const [, file] of served) copyFileSync(new URL(file, models), new URL(`models/${file}`, assets));
+// The full graphs too, for the views that need next-token predictions and the
+// route overrides (the playground's counterfactuals, routing consistency):
+// only where a router-only graph serves the rest (else it is already copied).
+const full = checkpoints.filter((name) => onnxFiles.includes(`${name}.router.onnx`));
+for (const name of full) copyFileSync(new URL(`${name}.onnx`, models), new URL(`models/${name}.onnx`, assets));
 writeFileSync(
   new URL("model-files.js", assets),
   [
@@ -100,6 +105,12 @@ writeFileSync(
     "export const modelFiles = {",
     ...served.map(
       ([name, file]) => `  ${JSON.stringify(name)}: FileAttachment(${JSON.stringify(`./models/${file}`)}),`,
+    ),
+    "};",
+    "// The full graphs (LM head and route overrides): next-token predictions under a forced route.",
+    "export const fullModelFiles = {",
+    ...checkpoints.map(
+      (name) => `  ${JSON.stringify(name)}: FileAttachment(${JSON.stringify(`./models/${name}.onnx`)}),`,
     ),
     "};",
     "",

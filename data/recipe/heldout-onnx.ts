@@ -18,6 +18,7 @@
 import { readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
+import { overrideFeeds, overrideShapeOf } from "../../src/lib/model/route-overrides.js";
 
 const WINDOW = olmoeMini.context;
 const root = new URL("../", import.meta.url);
@@ -58,7 +59,10 @@ for (const run of runs) {
     chunk.forEach((s, r) => {
       for (let j = 0; j < WINDOW; j++) ids[r * WINDOW + j] = BigInt(held[s + j]);
     });
-    const out = await session.run({ input_ids: new ort.Tensor("int64", ids, [chunk.length, WINDOW]) });
+    const out = await session.run({
+      input_ids: new ort.Tensor("int64", ids, [chunk.length, WINDOW]),
+      ...overrideFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini)),
+    });
     const logits = out.logits.data as Float32Array;
     const vocab = out.logits.dims[2];
     chunk.forEach((s, r) => {

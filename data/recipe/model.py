@@ -107,11 +107,25 @@ class MoE(nn.Module):
         self.register_buffer("expert_bias", torch.zeros(E), persistent=True)
         self.path = "grouped"
 
-    def forward(self, x):
+    def forward(self, x, forced=None, router_noise=None, router_bf16=None):
+        """x [N, d]; forced [N, k] (expert per slot, -1: the router's own choice),
+        router_noise [N, d] added to the router's input only, router_bf16 a
+        0-d flag (nonzero: the router reads its input rounded to bfloat16).
+        The perturbations reach the route and the gates, never the experts'
+        input: the routing-consistency views isolate what routing does."""
         N, d = x.shape
-        logits = self.router(x)
+        router_input = x
+        if router_noise is not None:
+            router_input = router_input + router_noise
+        if router_bf16 is not None:
+            router_input = torch.where(router_bf16 != 0, round_to_bfloat16(router_input), router_input)
+        logits = self.router(router_input)
         probs = logits.float().softmax(-1)
         chosen = torch.topk(probs + self.expert_bias, self.top_k, dim=-1).indices
+        if forced is not None:
+            # a forced slot replaces the router's choice in that slot; the
+            # gate stays the router's probability of the expert now used
+            chosen = torch.where(forced >= 0, forced, chosen)
         gates = probs.gather(1, chosen)  # unbiased, not renormalised (OLMoE)
         if self.path == "buffered":
             y = self._buffered(x, chosen, gates)
@@ -163,6 +177,19 @@ class MoE(nn.Module):
         return x.new_zeros(N, d).index_add_(0, token_of_slot, weighted)
 
 
+def round_to_bfloat16(x):
+    """x rounded to bfloat16's 8 significant bits, half to even, kept in float32.
+
+    Written with Log/Floor/Pow/Round so that it exports to any ONNX runtime
+    (a Cast to bfloat16 is not in every backend); equals x.to(torch.bfloat16)
+    for normal numbers (export.py checks it on the reference inputs).
+    """
+    magnitude = x.abs()
+    exponent = torch.floor(torch.log2(torch.where(magnitude > 0, magnitude, torch.ones_like(x))))
+    step = torch.pow(2.0, exponent - 7)
+    return torch.where(magnitude > 0, torch.round(x / step) * step, x)
+
+
 class Block(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -171,10 +198,15 @@ class Block(nn.Module):
         self.moe_norm = RMSNorm(config.d_model, config.norm_eps)
         self.moe = MoE(config)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, forced=None, router_noise=None, router_bf16=None):
         x = x + self.attn(self.attn_norm(x), cos, sin)
         B, S, D = x.shape
-        y, logits, chosen = self.moe(self.moe_norm(x).reshape(B * S, D))
+        # the overrides broadcast: [1, 1, k] or [1, 1, d] means "every token"
+        if forced is not None:
+            forced = forced.expand(B, S, -1).reshape(B * S, -1)
+        if router_noise is not None:
+            router_noise = router_noise.expand(B, S, -1).reshape(B * S, D)
+        y, logits, chosen = self.moe(self.moe_norm(x).reshape(B * S, D), forced, router_noise, router_bf16)
         return x + y.view(B, S, D), logits.view(B, S, -1), chosen.view(B, S, -1)
 
 
@@ -193,14 +225,22 @@ class OLMoEMini(nn.Module):
         for block in self.blocks:
             block.moe.path = path
 
-    def forward(self, input_ids):
-        """Returns logits [B, S, V], router logits [L, B, S, E] and chosen experts [L, B, S, k]."""
+    def forward(self, input_ids, forced_experts=None, router_input_noise=None, router_bf16=None):
+        """Returns logits [B, S, V], router logits [L, B, S, E] and chosen experts [L, B, S, k].
+
+        Optional overrides, each broadcast over batch and sequence:
+        forced_experts [L, B|1, S|1, k] (int64, -1 = the router's own choice),
+        router_input_noise [L, B|1, S|1, d] added to each router's input,
+        router_bf16 (0-d): nonzero rounds each router's input to bfloat16.
+        """
         B, S = input_ids.shape
         cos, sin = rope_tables(self.config, S)
         x = self.embed(input_ids)
         router, chosen = [], []
-        for block in self.blocks:
-            x, r, c = block(x, cos, sin)
+        for layer, block in enumerate(self.blocks):
+            forced = None if forced_experts is None else forced_experts[layer]
+            noise = None if router_input_noise is None else router_input_noise[layer]
+            x, r, c = block(x, cos, sin, forced, noise, router_bf16)
             router.append(r)
             chosen.append(c)
         return self.lm_head(self.norm(x)), torch.stack(router), torch.stack(chosen)

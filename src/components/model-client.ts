@@ -3,6 +3,7 @@
 import type { LoadRequest, WorkerMessage } from "../workers/model-protocol.js";
 import { equalLengthRuns, joinWindows, splitBatch } from "../lib/model/windows.js";
 import type { LogitsBatch } from "../lib/types.js";
+import type { RouteOverrides } from "../lib/model/route-overrides.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
 export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type" | "id">;
@@ -64,12 +65,21 @@ export class ModelClient {
     return message;
   }
 
-  /** One forward pass of the checkpoint at `modelUrl` (loaded first) over sequences of one length, as one batch. */
-  async forward(modelUrl: string, sequences: readonly (readonly number[])[]): Promise<ForwardResult> {
+  /**
+   * One forward pass of the checkpoint at `modelUrl` (loaded first) over
+   * sequences of one length, as one batch; with a full graph, optionally under
+   * route overrides and with the next-token readout.
+   */
+  async forward(
+    modelUrl: string,
+    sequences: readonly (readonly number[])[],
+    options: { overrides?: RouteOverrides; readNextToken?: boolean } = {},
+  ): Promise<ForwardResult> {
+    if (sequences.length === 0) throw new Error("no sequence to run");
     const seq = sequences[0].length;
     if (sequences.some((ids) => ids.length !== seq)) throw new Error("one forward pass takes sequences of one length");
     const inputIds = Int32Array.from(sequences.flat());
-    const message = await this.request({ type: "run", modelUrl, inputIds, batch: sequences.length, seq }, [
+    const message = await this.request({ type: "run", modelUrl, inputIds, batch: sequences.length, seq, ...options }, [
       inputIds.buffer,
     ]);
     if (message.type !== "result") throw new Error(`unexpected reply ${message.type}`);

@@ -2,7 +2,7 @@
 // tokenizer, samples, and the checkpoints that exist. FileAttachment paths
 // are relative to this module.
 import { FileAttachment } from "observablehq:stdlib";
-import { modelFiles } from "../assets/model-files.js";
+import { fullModelFiles, modelFiles } from "../assets/model-files.js";
 import { olmoeMini } from "./olmoe-mini.js";
 
 const absolute = (file) => new URL(file.href, location.href).href;
@@ -22,5 +22,8 @@ export const olmoeAssets = {
   tokenizer: () => FileAttachment("../assets/tokenizer.json").json(),
   samples: () => FileAttachment("../assets/samples.json").json(),
   checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
+  /** The graph the routing views load: router-only where there is one. */
   modelUrl: (name) => absolute(modelFiles[name]),
+  /** The full graph: logits for next-token predictions, and the route overrides. */
+  fullModelUrl: (name) => absolute(fullModelFiles[name]),
 };

@@ -5,6 +5,8 @@
  * holds one session per checkpoint (keyed by the model's URL). Every request
  * carries an id that its replies (progress included) repeat.
  */
+import type { NextTokenReadout, RouteOverrides } from "../lib/model/route-overrides.js";
+
 export type Backend = "webgpu" | "wasm";
 export type BackendPreference = "auto" | "wasm" | "webgpu";
 
@@ -37,6 +39,10 @@ export interface RunRequest {
   inputIds: Int32Array;
   batch: number;
   seq: number;
+  /** A forced route, a perturbation of the router inputs, bfloat16 router inputs (full graphs only). */
+  overrides?: RouteOverrides;
+  /** Also read the next-token log-probabilities and top predictions (full graphs only; the logits stay in the worker). */
+  readNextToken?: boolean;
 }
 
 export type WorkerRequest = LoadRequest | RunRequest;
@@ -63,6 +69,8 @@ export type WorkerMessage = { id: number } & (
       backend: Backend;
       ms: number;
       fallbackReason: string | null;
+      /** When asked (`readNextToken`): log p(next input token) and the top predictions per position. */
+      next: NextTokenReadout | null;
     }
   | { type: "error"; stage: "load" | "run"; message: string }
 );

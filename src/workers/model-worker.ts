@@ -12,6 +12,9 @@ import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
+import { nextTokenReadout, overrideFeeds, overrideProblem, overrideShapeOf } from "../lib/model/route-overrides.js";
+
+const overrideShape = overrideShapeOf(olmoeMini);
 
 type Ort = typeof ortWasm;
 
@@ -201,19 +204,33 @@ async function run(request: RunRequest): Promise<void> {
       BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
       [request.batch, request.seq],
     );
+  const problem = request.overrides && overrideProblem(request.overrides, overrideShape, request.batch, request.seq);
+  if (problem) throw new Error(problem);
+  if (request.readNextToken && !model.session.outputNames.includes("logits"))
+    throw new Error("this model file has no logits output (a router-only graph): load the checkpoint's full graph");
+  // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
+  const feedsOf = (ort: Ort) => ({
+    input_ids: idsOf(ort),
+    ...overrideFeeds(ort.Tensor as never, model.session.inputNames, overrideShape, request.overrides),
+  });
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {
-    output = await model.session.run({ input_ids: idsOf(model.ort) });
+    output = await model.session.run(feedsOf(model.ort));
   } catch (error) {
     if (model.backend !== "webgpu" || !model.firstRun) throw error;
     // WebGPU failed on its first run: fall back to WASM for good.
     Object.assign(model, await openWasm(model.bytes), {
       fallbackReason: `WebGPU failed at the first run: ${describe(error)}`,
     });
-    output = await model.session.run({ input_ids: idsOf(model.ort) });
+    output = await model.session.run(feedsOf(model.ort));
   }
   model.firstRun = false;
+  const logits = output.logits as ortWasm.Tensor | undefined;
+  const next =
+    request.readNextToken && logits
+      ? nextTokenReadout(logits.data as Float32Array, logits.dims, request.inputIds)
+      : null;
   const router = output.router_logits as ortWasm.Tensor;
   const data = new Float32Array(router.data as Float32Array); // own copy, transferable
   // Files exported before the expert_bias output existed route without a bias.
@@ -230,8 +247,13 @@ async function run(request: RunRequest): Promise<void> {
       backend: model.backend,
       ms: performance.now() - started,
       fallbackReason: model.fallbackReason,
+      next,
     },
-    bias ? [data.buffer, bias.buffer] : [data.buffer],
+    [
+      data.buffer,
+      ...(bias ? [bias.buffer] : []),
+      ...(next ? [next.logProbs.buffer, next.topIds.buffer, next.topLogProbs.buffer] : []),
+    ],
   );
 }
 

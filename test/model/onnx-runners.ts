@@ -1,8 +1,15 @@
 // Runs an exported OLMoE-mini graph with onnxruntime-node and with
 // onnxruntime-web's WASM backend (in Node), for the parity tests.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
+import {
+  overrideFeeds,
+  overrideShapeOf,
+  type OverrideShape,
+  type RouteOverrides,
+} from "../../src/lib/model/route-overrides.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
 export interface ModelOutputs {
   logits: Float32Array;
@@ -20,19 +27,37 @@ export async function runModel(
   runtime: Runtime,
   path: string,
   inputIds: readonly (readonly number[])[],
+  overrides: RouteOverrides = {},
 ): Promise<ModelOutputs> {
   const batch = inputIds.length,
     seq = inputIds[0].length;
   const ids = BigInt64Array.from(inputIds.flat().map((v) => BigInt(v)));
+  const shape = overrideShapeBeside(path);
   if (runtime === "onnxruntime-node") {
     const session = await ortNode.InferenceSession.create(path);
-    const out = await session.run({ input_ids: new ortNode.Tensor("int64", ids, [batch, seq]) });
+    const out = await session.run({
+      input_ids: new ortNode.Tensor("int64", ids, [batch, seq]),
+      ...overrideFeeds(ortNode.Tensor, session.inputNames, shape, overrides),
+    });
     return unpack(out.logits, out.router_logits, out.expert_bias);
   }
   ortWeb.env.wasm.numThreads = 1;
   const session = await ortWeb.InferenceSession.create(readFileSync(path), { executionProviders: ["wasm"] });
-  const out = await session.run({ input_ids: new ortWeb.Tensor("int64", ids, [batch, seq]) });
+  const out = await session.run({
+    input_ids: new ortWeb.Tensor("int64", ids, [batch, seq]),
+    ...overrideFeeds(ortWeb.Tensor, session.inputNames, shape, overrides),
+  });
   return unpack(out.logits, out.router_logits, out.expert_bias);
+}
+
+/** The override shape of the graph at `path`, from the reference export.py writes beside it (else OLMoE-mini's). */
+function overrideShapeBeside(path: string): OverrideShape {
+  const referencePath = path.replace(/\.onnx$/, ".reference.json");
+  if (!existsSync(referencePath)) return overrideShapeOf(olmoeMini);
+  const { config } = JSON.parse(readFileSync(referencePath, "utf8")) as {
+    config: { n_layers: number; top_k: number; n_experts: number; d_model: number };
+  };
+  return { layers: config.n_layers, topK: config.top_k, experts: config.n_experts, width: config.d_model };
 }
 
 function unpack(
@@ -66,6 +91,32 @@ export interface Reference {
   /** layers × experts; absent in files exported before the output existed. */
   expert_bias?: number[][];
   logits_first_rows: number[][][];
+  /** PyTorch's outputs under overrides (export.py forced_reference); absent before they existed. */
+  overrides?: { weights: string; cases: Record<string, OverrideCase> };
+}
+
+export interface OverrideCase {
+  next_token_log_probs: number[][];
+  last_router_logits: number[][][];
+  chosen: number[][][][];
+  forced_experts?: number[][][][];
+  router_input_noise?: { shape: number[]; scale: number; rule: "hashed_noise" };
+}
+
+/** log p(next token) at every position but the last: [batch, seq − 1], flat. */
+export function nextTokenLogProbs(logits: Float32Array, dims: readonly number[], ids: readonly (readonly number[])[]) {
+  const [batch, seq, vocab] = dims;
+  const out: number[] = [];
+  for (let b = 0; b < batch; b++)
+    for (let t = 0; t < seq - 1; t++) {
+      const row = logits.subarray((b * seq + t) * vocab, (b * seq + t + 1) * vocab);
+      let max = -Infinity;
+      for (const v of row) max = Math.max(max, v);
+      let sum = 0;
+      for (const v of row) sum += Math.exp(v - max);
+      out.push(row[ids[b][t + 1]] - max - Math.log(sum));
+    }
+  return out;
 }
 
 /** logits[:, :rows] of a [batch, seq, vocab] output, flat. */

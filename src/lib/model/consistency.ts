@@ -1,0 +1,130 @@
+/**
+ * Routing consistency: the same text routed twice with a tiny numeric
+ * difference between the runs (another backend, the router's input rounded to
+ * bfloat16, or a perturbation ε of the router's input), and how far the two
+ * runs' routes and next-token log-probabilities drift apart. Then replay: the
+ * second run is forced onto the first run's route (routing replay, "R3" in
+ * reinforcement-learning frameworks for MoEs, where the inference engine's
+ * route is replayed in the trainer), which removes the mismatch that came from
+ * routing and leaves only the gates' numeric difference.
+ */
+import { chosenRoute, type Forward, type ForwardOutput } from "./counterfactual.js";
+import { hashedNoise, type RouteOverrides } from "./route-overrides.js";
+
+/** The difference between the two runs. */
+export type Perturbation =
+  | { kind: "bf16" }
+  | { kind: "noise"; epsilon: number }
+  /** The second run on another backend (the caller passes its Forward), no numeric change of ours. */
+  | { kind: "backend" };
+
+export function perturbationOverrides(
+  perturbation: Perturbation,
+  dims: { layers: number; batch: number; seq: number; width: number },
+): RouteOverrides {
+  switch (perturbation.kind) {
+    case "bf16":
+      return { routerBf16: true };
+    case "noise": {
+      const { layers: L, batch: B, seq: S, width: d } = dims;
+      return { routerInputNoise: { data: hashedNoise(L * B * S * d, perturbation.epsilon), dims: [L, B, S, d] } };
+    }
+    case "backend":
+      return {};
+  }
+}
+
+export interface RunComparison {
+  /** Per layer: the share of tokens whose set of k experts differs between the runs. */
+  flipRateByLayer: number[];
+  /** The share of tokens with a different set in at least one layer. */
+  anyLayerFlipped: number;
+  /** Mean and largest |Δ log p(next token)| over every position that has a next token. */
+  meanLogProbMismatch: number;
+  maxLogProbMismatch: number;
+}
+
+/** Compares two runs' routes ([L, B, S, k], slot order ignored) and next-token log-probabilities. */
+export function compareRuns(
+  routeA: Int32Array,
+  routeB: Int32Array,
+  a: ForwardOutput,
+  b: ForwardOutput,
+  topK: number,
+): RunComparison {
+  const [L, B, S] = a.dims;
+  const N = B * S;
+  const flippedToken = new Uint8Array(N);
+  const flipRateByLayer = Array.from({ length: L }, (_, l) => {
+    let flips = 0;
+    for (let n = 0; n < N; n++) {
+      const offset = (l * N + n) * topK;
+      const setA = new Set(routeA.subarray(offset, offset + topK));
+      if (routeB.subarray(offset, offset + topK).some((e) => !setA.has(e))) {
+        flips++;
+        flippedToken[n] = 1;
+      }
+    }
+    return flips / N;
+  });
+  let sum = 0,
+    max = 0,
+    count = 0;
+  for (let n = 0; n < N; n++) {
+    const pa = a.next.logProbs[n],
+      pb = b.next.logProbs[n];
+    if (Number.isNaN(pa) || Number.isNaN(pb)) continue; // a sequence's last position
+    const d = Math.abs(pa - pb);
+    sum += d;
+    max = Math.max(max, d);
+    count++;
+  }
+  return {
+    flipRateByLayer,
+    anyLayerFlipped: flippedToken.reduce((s, v) => s + v, 0) / N,
+    meanLogProbMismatch: count ? sum / count : 0,
+    maxLogProbMismatch: max,
+  };
+}
+
+export interface ConsistencyResult {
+  perturbation: Perturbation;
+  /** Run A (reference) against run B (perturbed), each on its own route. */
+  free: RunComparison;
+  /** Run A against run B forced onto A's route (replay). */
+  replayed: RunComparison;
+  tokens: number;
+}
+
+/**
+ * Routes `sequences` (equal lengths) with `forwardA`, then with `forwardB`
+ * under the perturbation, then with `forwardB` under the perturbation and
+ * A's route replayed. For "bf16" and "noise" both forwards are usually the
+ * same backend; for "backend" they differ.
+ */
+export async function routingConsistency(
+  forwardA: Forward,
+  forwardB: Forward,
+  sequences: readonly (readonly number[])[],
+  perturbation: Perturbation,
+  topK: number,
+  width: number,
+): Promise<ConsistencyResult> {
+  const a = await forwardA(sequences);
+  const [L, B, S] = a.dims;
+  const perturb = perturbationOverrides(perturbation, { layers: L, batch: B, seq: S, width });
+  const b = await forwardB(sequences, perturb);
+  const routeA = chosenRoute(a, topK);
+  const routeB = chosenRoute(b, topK);
+  const replay = await forwardB(sequences, { ...perturb, forcedExperts: routeA });
+  // The route the replayed run used: every slot was forced, so it is A's;
+  // read it the way the graph does (a forced slot, else the router's own).
+  const own = chosenRoute(replay, topK).data;
+  const used = routeA.data.map((forced, i) => (forced >= 0 ? forced : own[i]));
+  return {
+    perturbation,
+    free: compareRuns(routeA.data, routeB.data, a, b, topK),
+    replayed: compareRuns(routeA.data, used, a, replay, topK),
+    tokens: B * S,
+  };
+}
