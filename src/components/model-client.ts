@@ -4,6 +4,7 @@ import type { LoadRequest, WorkerMessage } from "../workers/model-protocol.js";
 import { equalLengthRuns, joinWindows, splitBatch } from "../lib/model/windows.js";
 import type { LogitsBatch } from "../lib/types.js";
 import type { RouteOverrides } from "../lib/model/route-overrides.js";
+import type { Forward } from "../lib/model/counterfactual.js";
 
 /** What the worker replies to a load and to a forward pass (fields in protocol.ts). */
 export type LoadedModel = Omit<Extract<WorkerMessage, { type: "loaded" }>, "type" | "id">;
@@ -151,4 +152,18 @@ export async function routeSequences(
   }
   const last = parts[parts.length - 1];
   return { ...joinWindows(parts), ms, backend: last.backend, fallbackReason: last.fallbackReason };
+}
+
+/**
+ * A `Forward` (src/lib/model/counterfactual.ts) through the page's worker:
+ * the full graph at `modelUrl` (loaded first), under route overrides, with the
+ * next-token readout. The counterfactual, calibration and consistency views
+ * run on it, as the tests run the same code on onnxruntime-node.
+ */
+export function workerForward(client: ModelClient, modelUrl: string): Forward {
+  return async (sequences, overrides) => {
+    const result = await client.forward(modelUrl, sequences, { overrides, readNextToken: true });
+    if (!result.next) throw new Error("the worker read no next-token predictions");
+    return { router: result.router, dims: result.dims, bias: result.bias, next: result.next };
+  };
 }

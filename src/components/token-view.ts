@@ -28,7 +28,7 @@ export function tokenView(
     biasedTopKRow(p, selectionBias, layer * E, E, topK, scores, chosen);
     const detail = Array.from(chosen, (e) => `expert ${e}: gate ${p[e].toFixed(3)}`).join("\n");
     const text = tokenizer.tokenText(id);
-    return html`<span class="token" style=${`background:${expertColor(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]}>${text}</span>`;
+    return html`<span class="token" style=${`background:${expertColor(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]} data-token=${t}>${text}</span>`;
   });
   return html`<div class="tokens" data-testid="tokens">${spans}</div>`;
 }

@@ -125,6 +125,46 @@ export interface CalibrationSummary {
   betterLeftOut: number;
   /** Mean Δ of replacing the router's first choice by its (k+1)-th: what its top expert is worth. */
   firstChoiceWorth: number;
+  /** Standard errors over the (token, layer) cells (they are not independent across layers: a lower bound on the spread). */
+  firstChoiceWorthSE: number;
+  addOrderAgreementSE: number;
+  dropOrderAgreementSE: number;
+  betterLeftOutSE: number;
+  /** (token, layer) cells measured. */
+  cells: number;
+}
+
+/** Several texts' sweeps (same model, options and swaps) as one, tokens after tokens. */
+export function mergeCalibration(results: readonly CalibrationResult[]): CalibrationResult {
+  if (results.length === 0) throw new Error("no sweep to merge");
+  const [first] = results;
+  const tokens = results.reduce((n, r) => n + r.options.tokens, 0);
+  const delta = new Float64Array(results.reduce((n, r) => n + r.delta.length, 0));
+  let at = 0;
+  for (const r of results) {
+    if (r.layers !== first.layers || r.swaps.length !== first.swaps.length)
+      throw new Error("sweeps of different models or swaps cannot be merged");
+    delta.set(r.delta, at);
+    at += r.delta.length;
+  }
+  return {
+    options: { ...first.options, tokens },
+    layers: first.layers,
+    swaps: first.swaps,
+    delta,
+    passes: results.reduce((n, r) => n + r.passes, 0),
+    tokenPositions: results.reduce((n, r) => n + r.tokenPositions, 0),
+  };
+}
+
+/** Mean and standard error of the mean. */
+function meanAndSE(values: readonly number[]): [number, number] {
+  const n = values.length;
+  if (n === 0) return [NaN, NaN];
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  if (n === 1) return [mean, NaN];
+  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1);
+  return [mean, Math.sqrt(variance / n)];
 }
 
 export function summarizeCalibration(result: CalibrationResult): CalibrationSummary {
@@ -142,35 +182,47 @@ export function summarizeCalibration(result: CalibrationResult): CalibrationSumm
   const meanDelta = swaps.map((_, s) => meanDeltaByLayer.reduce((sum, row) => sum + row[s], 0) / L);
   const add = swaps.flatMap((swap, s) => (swap.kind === "add" ? [s] : []));
   const drop = swaps.flatMap((swap, s) => (swap.kind === "drop" ? [s] : []));
-  let addAgree = 0,
-    addPairs = 0,
-    dropAgree = 0,
-    dropPairs = 0,
-    better = 0;
+  // per (token, layer) cell: the share of ordered pairs the router's ranking gets right (ties skipped)
+  const agreement = (indices: number[], t: number, l: number, better: (a: number, b: number) => boolean) => {
+    let agree = 0,
+      pairs = 0;
+    for (let i = 0; i < indices.length; i++)
+      for (let j = i + 1; j < indices.length; j++) {
+        const [a, b] = [at(t, l, indices[i]), at(t, l, indices[j])];
+        if (a === b) continue; // a tie says nothing either way
+        pairs++;
+        if (better(a, b)) agree++;
+      }
+    return pairs ? agree / pairs : null;
+  };
+  const addCells: number[] = [],
+    dropCells: number[] = [],
+    betterCells: number[] = [],
+    firstCells: number[] = [];
   for (let t = 0; t < T; t++)
     for (let l = 0; l < L; l++) {
-      for (let i = 0; i < add.length; i++)
-        for (let j = i + 1; j < add.length; j++) {
-          const [a, b] = [at(t, l, add[i]), at(t, l, add[j])];
-          if (a === b) continue; // a tie says nothing either way
-          addPairs++;
-          if (a > b) addAgree++;
-        }
-      for (let i = 0; i < drop.length; i++)
-        for (let j = i + 1; j < drop.length; j++) {
-          const [a, b] = [at(t, l, drop[i]), at(t, l, drop[j])];
-          if (a === b) continue;
-          dropPairs++;
-          if (a < b) dropAgree++;
-        }
-      if (add.some((s) => at(t, l, s) > 0)) better++;
+      const addShare = agreement(add, t, l, (a, b) => a > b); // the higher-ranked addition helps more
+      const dropShare = agreement(drop, t, l, (a, b) => a < b); // dropping the higher-ranked one hurts more
+      if (addShare !== null) addCells.push(addShare);
+      if (dropShare !== null) dropCells.push(dropShare);
+      betterCells.push(add.some((s) => at(t, l, s) > 0) ? 1 : 0);
+      if (drop.length) firstCells.push(at(t, l, drop[0]));
     }
+  const [addOrderAgreement, addOrderAgreementSE] = meanAndSE(addCells);
+  const [dropOrderAgreement, dropOrderAgreementSE] = meanAndSE(dropCells);
+  const [betterLeftOut, betterLeftOutSE] = meanAndSE(betterCells);
+  const [firstChoiceWorth, firstChoiceWorthSE] = meanAndSE(firstCells);
   return {
     meanDelta,
     meanDeltaByLayer,
-    addOrderAgreement: addPairs ? addAgree / addPairs : NaN,
-    dropOrderAgreement: dropPairs ? dropAgree / dropPairs : NaN,
-    betterLeftOut: better / (T * L),
-    firstChoiceWorth: meanDelta[drop[0]],
+    addOrderAgreement,
+    dropOrderAgreement,
+    betterLeftOut,
+    firstChoiceWorth,
+    firstChoiceWorthSE,
+    addOrderAgreementSE,
+    dropOrderAgreementSE,
+    betterLeftOutSE,
+    cells: T * L,
   };
 }

@@ -42,6 +42,15 @@ export interface RunComparison {
   /** Mean and largest |Δ log p(next token)| over every position that has a next token. */
   meanLogProbMismatch: number;
   maxLogProbMismatch: number;
+  /**
+   * Schulman's k3 estimator of KL(run A ‖ run B) at the text's tokens: the
+   * mean of r − 1 − log r with r = p_B / p_A (joschu.net/blog/kl-approx.html);
+   * RL frameworks log it as the rollout–training mismatch (verl's
+   * `mismatch_k3_kl`, AReaL #1207's `rollout_train_k3_kl`).
+   */
+  k3KL: number;
+  /** The share of tokens with |Δ log p| > ln 2 (their probability halves or doubles): AReaL #1207's `extreme_frac_tau2`. */
+  extremeShare: number;
 }
 
 /** Compares two runs' routes ([L, B, S, k], slot order ignored) and next-token log-probabilities. */
@@ -69,14 +78,19 @@ export function compareRuns(
   });
   let sum = 0,
     max = 0,
+    k3 = 0,
+    extreme = 0,
     count = 0;
   for (let n = 0; n < N; n++) {
     const pa = a.next.logProbs[n],
       pb = b.next.logProbs[n];
     if (Number.isNaN(pa) || Number.isNaN(pb)) continue; // a sequence's last position
-    const d = Math.abs(pa - pb);
+    const logRatio = pb - pa;
+    const d = Math.abs(logRatio);
     sum += d;
     max = Math.max(max, d);
+    k3 += Math.expm1(logRatio) - logRatio;
+    if (d > Math.LN2) extreme++;
     count++;
   }
   return {
@@ -84,6 +98,8 @@ export function compareRuns(
     anyLayerFlipped: flippedToken.reduce((s, v) => s + v, 0) / N,
     meanLogProbMismatch: count ? sum / count : 0,
     maxLogProbMismatch: max,
+    k3KL: count ? k3 / count : 0,
+    extremeShare: count ? extreme / count : 0,
   };
 }
 

@@ -1,0 +1,49 @@
+// Framework data loader: the router-calibration sweep (src/lib/model/calibration.ts)
+// of each checkpoint over the first tokens of each sample text, run here at
+// build time by onnxruntime-node on the same full graphs the playground's
+// "Recompute live" runs in the reader's browser (same code, same texts), so
+// the section paints at once. The texts go along, so the live run sweeps
+// exactly these tokens.
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import * as ort from "onnxruntime-node";
+import { overrideShapeOf } from "../lib/model/route-overrides.js";
+import { sessionForward } from "../lib/model/session-forward.js";
+import { olmoeMini } from "../lib/model/olmoe-mini.js";
+import { Tokenizer } from "../lib/model/tokenizer.js";
+import { calibrationSweep, mergeCalibration, summarizeCalibration, swapsOf } from "../lib/model/calibration.js";
+
+const root = new URL("../../", import.meta.url);
+const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
+const sampleFiles = readdirSync(new URL("data/samples/", root)).sort();
+
+/** Tokens swept per text, alternatives below the route: 5 texts × 16 tokens × 3 layers = 240 cells per checkpoint. */
+const options = { topK: olmoeMini.topK, alternatives: 8, tokens: 16 };
+// the first tokens after a text's first line (a file's first line is often a licence or a title)
+const texts = sampleFiles.map((file) => {
+  const text = readFileSync(new URL(`data/samples/${file}`, root), "utf8");
+  const body = text.slice(text.indexOf("\n") + 1);
+  return tokenizer.encode(body).slice(0, options.tokens + 1);
+});
+
+const checkpoints = [];
+for (const checkpoint of olmoeMini.checkpoints) {
+  const path = new URL(`data/models/${checkpoint}.onnx`, root);
+  if (!existsSync(path)) continue;
+  const session = await ort.InferenceSession.create(path.pathname, { logSeverityLevel: 3 });
+  if (!session.inputNames.includes("forced_experts")) continue; // a graph exported before the route overrides
+  const forward = sessionForward(ort, session, overrideShapeOf(olmoeMini));
+  const results = [];
+  for (const ids of texts) results.push(await calibrationSweep(forward, ids, await forward([ids]), options));
+  checkpoints.push({ checkpoint, summary: summarizeCalibration(mergeCalibration(results)) });
+  await session.release();
+}
+
+process.stdout.write(
+  JSON.stringify({
+    options,
+    swaps: swapsOf(options.topK, options.alternatives),
+    texts,
+    textNames: sampleFiles.map((f) => f.replace(/\.txt$/, "")),
+    checkpoints,
+  }),
+);
