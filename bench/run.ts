@@ -12,6 +12,7 @@ import { benchModel } from "./model.js";
 import { benchYourLogits } from "./your-logits.js";
 import { benchRouters } from "./routers.js";
 import { benchPages } from "./pages.js";
+import { benchCounterfactual } from "./counterfactual.js";
 import type { BenchRow } from "./timing.js";
 
 const suites: [string, () => Promise<BenchRow[]>][] = [
@@ -21,6 +22,7 @@ const suites: [string, () => Promise<BenchRow[]>][] = [
   ["your logits", benchYourLogits],
   ["production routers", benchRouters],
   ["pages", benchPages],
+  ["forced routes", benchCounterfactual],
 ];
 
 const filter = process.argv[2];

@@ -10,20 +10,27 @@ import { overrideShapeOf } from "../lib/model/route-overrides.js";
 import { sessionForward } from "../lib/model/session-forward.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
-import { calibrationSweep, mergeCalibration, summarizeCalibration, swapsOf } from "../lib/model/calibration.js";
+import {
+  PLAYGROUND_CALIBRATION,
+  calibrationSweep,
+  calibrationTexts,
+  mergeCalibration,
+  summarizeCalibration,
+  swapsOf,
+} from "../lib/model/calibration.js";
 
 const root = new URL("../../", import.meta.url);
 const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
-const sampleFiles = readdirSync(new URL("data/samples/", root)).sort();
+const samples = Object.fromEntries(
+  readdirSync(new URL("data/samples/", root)).map((file) => [
+    file.replace(/\.txt$/, ""),
+    readFileSync(new URL(`data/samples/${file}`, root), "utf8"),
+  ]),
+);
 
-/** Tokens swept per text, alternatives below the route: 5 texts × 16 tokens × 3 layers = 240 cells per checkpoint. */
-const options = { topK: olmoeMini.topK, alternatives: 8, tokens: 16 };
-// the first tokens after a text's first line (a file's first line is often a licence or a title)
-const texts = sampleFiles.map((file) => {
-  const text = readFileSync(new URL(`data/samples/${file}`, root), "utf8");
-  const body = text.slice(text.indexOf("\n") + 1);
-  return tokenizer.encode(body).slice(0, options.tokens + 1);
-});
+/** 5 texts × 16 tokens × 3 layers = 240 cells per checkpoint. */
+const options = { topK: olmoeMini.topK, ...PLAYGROUND_CALIBRATION };
+const { names, texts } = calibrationTexts((text) => tokenizer.encode(text), samples, options.tokens);
 
 const checkpoints = [];
 for (const checkpoint of olmoeMini.checkpoints) {
@@ -43,7 +50,7 @@ process.stdout.write(
     options,
     swaps: swapsOf(options.topK, options.alternatives),
     texts,
-    textNames: sampleFiles.map((f) => f.replace(/\.txt$/, "")),
+    textNames: names,
     checkpoints,
   }),
 );

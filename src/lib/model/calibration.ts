@@ -226,3 +226,24 @@ export function summarizeCalibration(result: CalibrationResult): CalibrationSumm
     cells: T * L,
   };
 }
+
+/** Tokens swept per text and alternatives below the route: the playground's sweep (its build-time copy and live run). */
+export const PLAYGROUND_CALIBRATION = { alternatives: 8, tokens: 16 } as const;
+
+/**
+ * The texts the playground's sweep reads: for each sample (by name, sorted),
+ * the first `tokens + 1` tokens after its first line (a file's first line is
+ * often a licence or a title).
+ */
+export function calibrationTexts(
+  encode: (text: string) => number[],
+  samples: Record<string, string>,
+  tokens: number,
+): { names: string[]; texts: number[][] } {
+  const names = Object.keys(samples).sort();
+  const texts = names.map((name) => {
+    const text = samples[name];
+    return encode(text.slice(text.indexOf("\n") + 1)).slice(0, tokens + 1);
+  });
+  return { names, texts };
+}
