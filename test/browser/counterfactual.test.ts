@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import type { Page } from "playwright-core";
-import { testTimeout, watchProblems } from "../../tools/chromium.js";
+import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
 import { root, useBuiltSite } from "./fixture.js";
 import { Tokenizer } from "../../src/lib/model/tokenizer.js";
@@ -154,5 +154,30 @@ test(
     );
     assert.deepEqual(problems, []);
     await page.close();
+  },
+);
+
+test(
+  "a counterfactual asked for before the model has loaded gets a sentence, and the page keeps working",
+  { skip, timeout: testTimeout },
+  async () => {
+    // A fresh profile (nothing in Cache Storage) whose model downloads never finish.
+    const fresh = await launch();
+    await fresh.route("**/*.onnx", () => {}); // never answered
+    const page = await fresh.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await page.getByRole("button", { name: "Run the counterfactual" }).click();
+    await eventually(async () =>
+      assert.match((await page.getByTestId("cf-message").textContent()) ?? "", /has not routed a text yet/),
+    );
+    await page.getByRole("button", { name: "Route twice" }).click();
+    await eventually(async () =>
+      assert.match((await page.getByTestId("consistency").textContent()) ?? "", /has not routed a text yet/),
+    );
+    assert.ok(await page.locator("select").first().isEnabled(), "controls still usable");
+    assert.deepEqual(errors, []);
+    await fresh.close();
   },
 );
