@@ -6,7 +6,15 @@
  * summary, of size layers × sequences × experts: a slider never re-runs the
  * softmax.
  */
-import { checkedBatch, validateBatch } from "./validate.js";
+import {
+  LARGEST_LOGIT,
+  checkedBatch,
+  firstInvalidLogit,
+  invalidLogitMessage,
+  logitPosition,
+  validateBatch,
+  valueScanCounter,
+} from "./validate.js";
 import { expNonPositive } from "./fast-exp.js";
 import { LabInputError, type LogitsBatch, type RouterLogits } from "./types.js";
 import type { SequenceGroup } from "./batching.js";
@@ -93,7 +101,18 @@ export function summarize(
   sequenceLengths: readonly number[] = [logits.tokens],
   options: SummaryOptions = {},
 ): RoutingSummary {
-  validateBatch(logits, { topK, sequenceLengths });
+  if (options.convention) validateBatch(logits, { topK, sequenceLengths });
+  else {
+    // The softmax fast path checks every value as it reads the row (addRows):
+    // one read of the batch instead of two.
+    validateBatch(logits, { topK, sequenceLengths }, { skipValues: true });
+    const { layers, tokens, experts, data } = logits;
+    if (data.length !== layers * tokens * experts)
+      throw new LabInputError(
+        `router logits hold ${data.length} values, but the shape ${layers} × ${tokens} × ${experts} needs ${layers * tokens * experts}`,
+      );
+    valueScanCounter.scans++;
+  }
   const builder = new SummaryBuilder(logits, topK, sequenceLengths, options);
   builder.addRows(logits.data, 0, logits.layers * logits.tokens);
   return builder.finish();
@@ -127,6 +146,8 @@ export class SummaryBuilder {
   private readonly sequenceOf: Int32Array; // token → sequence
   private readonly selectionBias: Float64Array | null;
   private readonly scores: Float64Array;
+  /** The row being summarised, copied out of the caller's array. */
+  private readonly row: Float64Array;
   private readonly onRow: RowListener | undefined;
   private readonly router: ConventionRouter | null;
   private maxLogit = -Infinity;
@@ -157,6 +178,7 @@ export class SummaryBuilder {
     }
     this.router = options.convention ? new ConventionRouter(options.convention, shape.experts) : null;
     this.scores = new Float64Array(shape.experts);
+    this.row = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
     const needed = summaryBytes(shape, sequences);
     if (needed > MAX_SUMMARY_BYTES) {
@@ -185,50 +207,62 @@ export class SummaryBuilder {
     const { topK, exps, chosen, probSum, load, logSumExpSquareSum, sequenceOf } = this;
     const sequences = this.sequenceLengths.length;
     let maxLogit = this.maxLogit;
+    const biased = this.selectionBias !== null;
+    const x = this.row;
     for (let r = 0; r < count; r++) {
       const row = (offsetRows + r) * experts;
       const globalRow = this.rowsDone + r;
       const layer = Math.floor(globalRow / tokens);
       const sequence = sequenceOf[globalRow - layer * tokens];
       const base = (layer * sequences + sequence) * experts;
+      // One read of the row: copied into a Float64Array (every later pass then
+      // reads one monomorphic array, whatever `data` is), its values checked
+      // (the value check used to be a pass of its own over the whole batch)
+      // and its max found. (Finding the top-k in this loop too was slower:
+      // the branchy insertion stops the copy from running as a tight loop.)
       let max = -Infinity;
-      for (let e = 0; e < experts; e++) if (data[row + e] > max) max = data[row + e];
+      let valid = true;
+      for (let e = 0; e < experts; e++) {
+        const v = data[row + e];
+        // NaN fails both comparisons, hence the negation
+        if (!(v >= -LARGEST_LOGIT && v <= LARGEST_LOGIT)) valid = false;
+        x[e] = v;
+        if (v > max) max = v;
+      }
+      if (!valid) this.rejectRow(data, row, globalRow);
       let sum = 0;
       for (let e = 0; e < experts; e++) {
-        const z = expNonPositive(data[row + e] - max);
+        const z = expNonPositive(x[e] - max);
         exps[e] = z;
         sum += z;
       }
       const inv = 1 / sum;
+      for (let e = 0; e < experts; e++) probSum[base + e] += exps[e] * inv;
       // Top-k on the logits themselves (the same order as p, and no rounding
       // in between: float64 logits 1e-10 apart keep their order, as in the
       // framework that produced them; ties still fall to the lower index),
       // or on p + bias when a selection bias is given; inlined because this
-      // is the hot loop.
-      // Without a bias the scores are the row's logits, read in place; `floor`
-      // is the k-th best score so far (−∞ until k are held), so most experts
-      // cost one comparison.
-      const biased = this.selectionBias !== null;
-      const scores = biased ? this.scores : data;
-      const offset = biased ? 0 : row;
+      // is the hot loop. `floor` is the k-th best score so far (−∞ until k
+      // are held), so most experts cost one comparison.
+      let scores: Float64Array = x;
       if (biased) {
         const bias = this.selectionBias!;
         const biasRow = layer * experts;
-        for (let e = 0; e < experts; e++) this.scores[e] = exps[e] * inv + bias[biasRow + e];
+        scores = this.scores;
+        for (let e = 0; e < experts; e++) scores[e] = exps[e] * inv + bias[biasRow + e];
       }
-      for (let e = 0; e < experts; e++) probSum[base + e] += exps[e] * inv;
       let filled = 0;
       let floor = -Infinity;
       for (let e = 0; e < experts; e++) {
-        const z = scores[offset + e];
+        const z = scores[e];
         if (!(z > floor) && filled === topK) continue;
         let i = filled < topK ? filled++ : topK - 1;
-        while (i > 0 && z > scores[offset + chosen[i - 1]]) {
+        while (i > 0 && z > scores[chosen[i - 1]]) {
           chosen[i] = chosen[i - 1];
           i--;
         }
         chosen[i] = e;
-        if (filled === topK) floor = scores[offset + chosen[topK - 1]];
+        if (filled === topK) floor = scores[chosen[topK - 1]];
       }
       for (let i = 0; i < topK; i++) load[base + chosen[i]] += 1;
       if (this.onRow) this.onRow(layer, globalRow - layer * tokens, exps, inv, chosen);
@@ -239,6 +273,15 @@ export class SummaryBuilder {
     this.maxLogit = maxLogit;
     this.rowsDone += count;
     routingCounter.rows += count;
+  }
+
+  /** Throws the sentence that names the row's first bad logit (a LabInputError, as validateBatch's). */
+  private rejectRow(data: ArrayLike<number>, row: number, globalRow: number): never {
+    const { experts } = this.shape;
+    const bad = firstInvalidLogit(Array.from({ length: experts }, (_, e) => data[row + e]));
+    throw new LabInputError(
+      `router logit at ${logitPosition(this.shape, globalRow * experts + bad)} is ${invalidLogitMessage(data[row + bad])}`,
+    );
   }
 
   /** The same accounting for a convention's router: one row at a time through ConventionRouter. */
