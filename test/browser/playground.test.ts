@@ -138,12 +138,12 @@ test(
     await displayedLosses(page);
     const area = page.locator("textarea");
     await area.fill("   ");
-    await page.getByRole("button", { name: "Route" }).click();
+    await page.getByRole("button", { name: "Route", exact: true }).click();
     await page.waitForSelector("[data-testid=route-message]");
     assert.match((await page.getByTestId("route-message").textContent()) ?? "", /Type or paste some text/);
     assert.equal(await page.getByTestId("losses").count(), 0, "no stale losses from the previous text");
     await area.fill("🧪 mixed scripts: 混合 العربية ".repeat(40));
-    await page.getByRole("button", { name: "Route" }).click();
+    await page.getByRole("button", { name: "Route", exact: true }).click();
     await page.waitForSelector("[data-testid=routed-summary]");
     assert.match((await page.getByTestId("routed-summary").textContent()) ?? "", /routed as \d+ windows/);
     assert.deepEqual(problems, []);
