@@ -4,7 +4,7 @@
 import { html } from "htl";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
 import type { CounterfactualResult } from "../lib/model/counterfactual.js";
-import type { CalibrationSummary } from "../lib/model/calibration.js";
+import type { CalibrationSummary, Swap } from "../lib/model/calibration.js";
 import type { ConsistencyResult, RunComparison } from "../lib/model/consistency.js";
 
 type Pending = { status: "idle" } | { status: "running" } | { status: "message"; message: string };
@@ -53,6 +53,7 @@ export function counterfactualCard(
 export interface CalibrationRow {
   checkpoint: string;
   summary: CalibrationSummary;
+  swaps: readonly Swap[];
   source: "build" | "live";
 }
 
@@ -67,15 +68,17 @@ export function calibrationTable(rows: readonly CalibrationRow[]): HTMLElement {
       <th title="share of pairs of dropped experts where dropping the higher-ranked one hurt more (0.5 = chance)">drop order right</th>
       <th title="share of pairs of left-out experts where the higher-ranked one helped more (0.5 = chance)">add order right</th>
       <th title="share of (token, layer) where some left-out expert gave a higher log p than the router's weakest choice">a left-out expert did better</th>
+      <th title="experts below the router's top-k swapped in (ranks k+1 onwards)">left-out experts tried</th>
       <th>cells</th><th>source</th>
     </tr></thead>
     <tbody>${rows.map(
-      ({ checkpoint, summary: s, source }) => html`<tr data-checkpoint=${checkpoint}>
+      ({ checkpoint, summary: s, swaps, source }) => html`<tr data-checkpoint=${checkpoint}>
         <td>${checkpoint}</td>
         <td data-value=${s.firstChoiceWorth}>${withInterval(s.firstChoiceWorth, s.firstChoiceWorthSE)}</td>
         <td>${withInterval(s.dropOrderAgreement, s.dropOrderAgreementSE)}</td>
         <td>${withInterval(s.addOrderAgreement, s.addOrderAgreementSE)}</td>
         <td>${withInterval(s.betterLeftOut, s.betterLeftOutSE)}</td>
+        <td>${swaps.filter((swap) => swap.kind === "add").length}</td>
         <td>${s.cells}</td><td data-testid="calibration-source">${source}</td>
       </tr>`,
     )}</tbody>

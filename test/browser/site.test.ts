@@ -378,6 +378,12 @@ test(
         );
         if (expected.low !== null) assert.ok(first.includes(`over ${expected.n} paired seeds`));
         await page.getByTestId("seed-figure").locator("svg").first().waitFor();
+        // specialisation against sequences per f group: drawn once its arms exist, its ends judged with their interval
+        const groupArms = runs.filter((r) => /^lbl-group\d+$/.test(r.arm)).length;
+        if (groupArms >= 3) await page.getByTestId("group-figure").locator("svg").first().waitFor();
+        else await page.getByTestId("group-missing").waitFor();
+        const ends = (await page.getByTestId("group-sentence").getByTestId("interval").textContent()) ?? "";
+        assert.equal(ends, first, "the curve's ends are the global-vs-micro specialisation claim, with its interval");
       }
       assert.deepEqual(problems, []);
       await page.close();
