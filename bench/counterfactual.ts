@@ -6,7 +6,7 @@
  * (the browser's runtime, one thread, as on GitHub Pages) and on
  * onnxruntime-node. Medians of interleaved repeats.
  */
-import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { readFileSync, existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
@@ -14,6 +14,7 @@ import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
 import { overrideShapeOf } from "../src/lib/model/route-overrides.js";
 import { sessionForward } from "../src/lib/model/session-forward.js";
 import { Tokenizer } from "../src/lib/model/tokenizer.js";
+import { readSampleFiles } from "../src/lib/model/sample-files.js";
 import { forceOneExpert, rankedExperts, type Forward } from "../src/lib/model/counterfactual.js";
 import { PLAYGROUND_CALIBRATION, calibrationSweep, calibrationTexts } from "../src/lib/model/calibration.js";
 import { routingConsistency } from "../src/lib/model/consistency.js";
@@ -38,8 +39,8 @@ export async function benchCounterfactual(): Promise<BenchRow[]> {
   const path = new URL(`data/models/${checkpoint}.onnx`, root).pathname;
   if (!existsSync(path)) return [{ suite, case: "forced routes", value: NaN, unit: "", note: `${path} not exported` }];
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
-  const python = readFileSync(new URL("data/samples/python.txt", root), "utf8");
-  const window = tokenizer.encode(python.slice(0, 900)).slice(0, olmoeMini.context);
+  const samples = readSampleFiles(root);
+  const window = tokenizer.encode(samples.python.slice(0, 900)).slice(0, olmoeMini.context);
   const shape = overrideShapeOf(olmoeMini);
   ortWeb.env.wasm.numThreads = 1;
   ortWeb.env.logLevel = "error";
@@ -66,12 +67,6 @@ export async function benchCounterfactual(): Promise<BenchRow[]> {
   ];
   // the playground's sweep: its options and its five texts (src/data/calibration.json.ts, the live run)
   const options = { topK: olmoeMini.topK, ...PLAYGROUND_CALIBRATION };
-  const samples = Object.fromEntries(
-    readdirSync(new URL("data/samples/", root)).map((f) => [
-      f.replace(/\.txt$/, ""),
-      readFileSync(new URL(`data/samples/${f}`, root), "utf8"),
-    ]),
-  );
   const { texts } = calibrationTexts((text) => tokenizer.encode(text), samples, options.tokens);
   const rows: BenchRow[] = [];
   for (const [runtime, forward] of forwards) {

@@ -4,12 +4,13 @@
 // "Recompute live" runs in the reader's browser (same code, same texts), so
 // the section paints at once. The texts go along, so the live run sweeps
 // exactly these tokens.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { overrideShapeOf } from "../lib/model/route-overrides.js";
 import { sessionForward } from "../lib/model/session-forward.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
+import { readSampleFiles } from "../lib/model/sample-files.js";
 import {
   PLAYGROUND_CALIBRATION,
   calibrationSweep,
@@ -21,12 +22,7 @@ import {
 
 const root = new URL("../../", import.meta.url);
 const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
-const samples = Object.fromEntries(
-  readdirSync(new URL("data/samples/", root)).map((file) => [
-    file.replace(/\.txt$/, ""),
-    readFileSync(new URL(`data/samples/${file}`, root), "utf8"),
-  ]),
-);
+const samples = readSampleFiles(root);
 
 /** 5 texts × 16 tokens × 3 layers = 240 cells per checkpoint. */
 const options = { topK: olmoeMini.topK, ...PLAYGROUND_CALIBRATION };

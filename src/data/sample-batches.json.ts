@@ -4,23 +4,19 @@
 // run in the reader's browser. The pages paint these numbers at once and
 // replace them with the live run's when it finishes (a browser test checks the
 // two agree within the backends' tolerance).
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { overrideFeeds, overrideShapeOf } from "../lib/model/route-overrides.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
+import { readSampleFiles } from "../lib/model/sample-files.js";
 import { joinWindows } from "../lib/model/windows.js";
 import { summarizeBatch, type RoutingSummary } from "../lib/summary.js";
 
 const root = new URL("../../", import.meta.url);
 const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
-const samples = Object.fromEntries(
-  readdirSync(new URL("data/samples/", root)).map((f) => [
-    f.replace(/\.txt$/, ""),
-    readFileSync(new URL(`data/samples/${f}`, root), "utf8"),
-  ]),
-);
+const samples = readSampleFiles(root);
 
 /** Sums over ≤ 128 tokens, kept to float32's precision: the live run computes from float32 logits too. */
 const compact = (values: ArrayLike<number>): number[] =>
