@@ -122,6 +122,9 @@ test(
     assert.deepEqual(same, { free: 0, replay: 0 });
     const bf16 = await route("router inputs rounded to bfloat16", /second run: router inputs rounded to bfloat16/);
     assert.equal(bf16.replay, 0, "replay: zero routing mismatch");
+    // the ε sweep draws its two figures
+    await page.getByRole("button", { name: "Sweep ε" }).click();
+    await page.getByTestId("epsilon-sweep").locator("svg").nth(1).waitFor();
     // WebGPU is not offered to this headless Chromium: the comparison says so
     await page.getByLabel("WebGPU against WASM").check();
     await page.getByRole("button", { name: "Route twice" }).click();

@@ -11,7 +11,7 @@ import { overrideShapeOf, ownRoute } from "../../src/lib/model/route-overrides.j
 import { sessionForward } from "../../src/lib/model/session-forward.js";
 import { chosenRoute, forceOneExpert, rankedExperts, replacementExpert } from "../../src/lib/model/counterfactual.js";
 import { calibrationSweep, summarizeCalibration } from "../../src/lib/model/calibration.js";
-import { routingConsistency } from "../../src/lib/model/consistency.js";
+import { consistencySweep, routingConsistency } from "../../src/lib/model/consistency.js";
 import { maxAbsDifference, nextTokenLogProbs, runModel } from "./onnx-runners.js";
 
 const path = fileURLToPath(new URL("../../data/models/micro.onnx", import.meta.url));
@@ -111,3 +111,22 @@ test("routing consistency: identical runs flip nothing; replay removes the route
   // the first run's route is what chosenRoute reads from its logits
   assert.equal(chosenRoute(await forward([ids]), k).data.length, olmoeMini.layers * ids.length * k);
 });
+
+test(
+  "consistency sweep: no flip at ε = 0, flips at large ε, none with replay, and the any-layer share bounds each layer's",
+  { skip },
+  async () => {
+    const { ids, forward } = await setup();
+    const points = await consistencySweep(forward, [ids], [0, 1e-4, 1e-2, 1e-1], k, shape.width);
+    assert.deepEqual(points[0].free.flipRateByLayer, [0, 0, 0]);
+    assert.equal(points[0].free.maxLogProbMismatch, 0);
+    assert.ok(points[3].free.anyLayerFlipped > points[0].free.anyLayerFlipped, "a perturbation of 0.1 flips routes");
+    for (const p of points) {
+      assert.deepEqual(p.replayed.flipRateByLayer, [0, 0, 0]);
+      assert.ok(p.free.anyLayerFlipped >= Math.max(...p.free.flipRateByLayer));
+    }
+    // the sweep's point at 1e-2 is what routingConsistency gives for that ε
+    const single = await routingConsistency(forward, forward, [ids], { kind: "noise", epsilon: 1e-2 }, k, shape.width);
+    assert.deepEqual(points[2].free, single.free);
+  },
+);

@@ -144,3 +144,42 @@ export async function routingConsistency(
     tokens: B * S,
   };
 }
+
+/** One ε of a sweep: the comparison without and with replay. */
+export interface SweepPoint {
+  epsilon: number;
+  free: RunComparison;
+  replayed: RunComparison;
+}
+
+/**
+ * Routing consistency over a range of perturbation sizes ε (one run each,
+ * the same text): how flips grow with ε and with depth. The plain run is
+ * shared, so each ε costs two forward passes.
+ */
+export async function consistencySweep(
+  forward: Forward,
+  sequences: readonly (readonly number[])[],
+  epsilons: readonly number[],
+  topK: number,
+  width: number,
+  onProgress: (done: number, total: number) => void = () => {},
+): Promise<SweepPoint[]> {
+  const a = await forward(sequences);
+  const [L, B, S] = a.dims;
+  const routeA = chosenRoute(a, topK);
+  const points: SweepPoint[] = [];
+  for (const [i, epsilon] of epsilons.entries()) {
+    const perturb = perturbationOverrides({ kind: "noise", epsilon }, { layers: L, batch: B, seq: S, width });
+    const b = await forward(sequences, perturb);
+    const replay = await forward(sequences, { ...perturb, forcedExperts: routeA });
+    points.push({
+      epsilon,
+      free: compareRuns(routeA.data, chosenRoute(b, topK).data, a, b, topK),
+      // every slot forced: the replayed run's route is A's
+      replayed: compareRuns(routeA.data, routeA.data, a, replay, topK),
+    });
+    onProgress(i + 1, epsilons.length);
+  }
+  return points;
+}
