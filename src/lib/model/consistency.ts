@@ -113,6 +113,29 @@ export interface ConsistencyResult {
 }
 
 /**
+ * Run B under `perturb`, then again with A's route replayed, each compared
+ * with run A. Every slot of the replayed run is forced, so the route it used
+ * is A's: its flips are zero by construction, and what mismatch remains comes
+ * from the gates (recomputed from B's own router logits).
+ */
+async function againstRunA(
+  a: ForwardOutput,
+  routeA: Int32Array,
+  forwardB: Forward,
+  sequences: readonly (readonly number[])[],
+  perturb: RouteOverrides,
+  topK: number,
+): Promise<{ free: RunComparison; replayed: RunComparison }> {
+  const b = await forwardB(sequences, perturb);
+  const [L, B, S] = a.dims;
+  const replay = await forwardB(sequences, { ...perturb, forcedExperts: { data: routeA, dims: [L, B, S, topK] } });
+  return {
+    free: compareRuns(routeA, chosenRoute(b, topK).data, a, b, topK),
+    replayed: compareRuns(routeA, routeA, a, replay, topK),
+  };
+}
+
+/**
  * Routes `sequences` (equal lengths) with `forwardA`, then with `forwardB`
  * under the perturbation, then with `forwardB` under the perturbation and
  * A's route replayed. For "bf16" and "noise" both forwards are usually the
@@ -129,20 +152,8 @@ export async function routingConsistency(
   const a = await forwardA(sequences);
   const [L, B, S] = a.dims;
   const perturb = perturbationOverrides(perturbation, { layers: L, batch: B, seq: S, width });
-  const b = await forwardB(sequences, perturb);
-  const routeA = chosenRoute(a, topK);
-  const routeB = chosenRoute(b, topK);
-  const replay = await forwardB(sequences, { ...perturb, forcedExperts: routeA });
-  // The route the replayed run used: every slot was forced, so it is A's;
-  // read it the way the graph does (a forced slot, else the router's own).
-  const own = chosenRoute(replay, topK).data;
-  const used = routeA.data.map((forced, i) => (forced >= 0 ? forced : own[i]));
-  return {
-    perturbation,
-    free: compareRuns(routeA.data, routeB.data, a, b, topK),
-    replayed: compareRuns(routeA.data, used, a, replay, topK),
-    tokens: B * S,
-  };
+  const compared = await againstRunA(a, chosenRoute(a, topK).data, forwardB, sequences, perturb, topK);
+  return { perturbation, ...compared, tokens: B * S };
 }
 
 /** One ε of a sweep: the comparison without and with replay. */
@@ -167,18 +178,11 @@ export async function consistencySweep(
 ): Promise<SweepPoint[]> {
   const a = await forward(sequences);
   const [L, B, S] = a.dims;
-  const routeA = chosenRoute(a, topK);
+  const routeA = chosenRoute(a, topK).data;
   const points: SweepPoint[] = [];
   for (const [i, epsilon] of epsilons.entries()) {
     const perturb = perturbationOverrides({ kind: "noise", epsilon }, { layers: L, batch: B, seq: S, width });
-    const b = await forward(sequences, perturb);
-    const replay = await forward(sequences, { ...perturb, forcedExperts: routeA });
-    points.push({
-      epsilon,
-      free: compareRuns(routeA.data, chosenRoute(b, topK).data, a, b, topK),
-      // every slot forced: the replayed run's route is A's
-      replayed: compareRuns(routeA.data, routeA.data, a, replay, topK),
-    });
+    points.push({ epsilon, ...(await againstRunA(a, routeA, forward, sequences, perturb, topK)) });
     onProgress(i + 1, epsilons.length);
   }
   return points;
