@@ -211,7 +211,7 @@ async function run(request: RunRequest): Promise<void> {
   // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
   const feedsOf = (ort: Ort) => ({
     input_ids: idsOf(ort),
-    ...overrideFeeds(ort.Tensor as never, model.session.inputNames, overrideShape, request.overrides),
+    ...overrideFeeds(ort.Tensor, model.session.inputNames, overrideShape, request.overrides),
   });
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
