@@ -14,7 +14,7 @@ import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
 import { overrideShapeOf } from "../src/lib/model/route-overrides.js";
 import { sessionForward } from "../src/lib/model/session-forward.js";
 import { Tokenizer } from "../src/lib/model/tokenizer.js";
-import { readSampleFiles } from "../src/lib/model/sample-files.js";
+import { readSampleFiles } from "../tools/sample-files.js";
 import { forceOneExpert, rankedExperts, type Forward } from "../src/lib/model/counterfactual.js";
 import { PLAYGROUND_CALIBRATION, calibrationSweep, calibrationTexts } from "../src/lib/model/calibration.js";
 import { routingConsistency } from "../src/lib/model/consistency.js";

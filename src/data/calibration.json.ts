@@ -10,7 +10,7 @@ import { overrideShapeOf } from "../lib/model/route-overrides.js";
 import { sessionForward } from "../lib/model/session-forward.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
-import { readSampleFiles } from "../lib/model/sample-files.js";
+import { readSampleFiles } from "../../tools/sample-files.js";
 import {
   PLAYGROUND_CALIBRATION,
   calibrationSweep,

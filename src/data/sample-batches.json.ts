@@ -10,7 +10,7 @@ import { overrideFeeds, overrideShapeOf } from "../lib/model/route-overrides.js"
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
-import { readSampleFiles } from "../lib/model/sample-files.js";
+import { readSampleFiles } from "../../tools/sample-files.js";
 import { joinWindows } from "../lib/model/windows.js";
 import { summarizeBatch, type RoutingSummary } from "../lib/summary.js";
 
