@@ -155,6 +155,14 @@ test(
       (await page.getByTestId("calibration-sentence").textContent()) ?? "",
       /Replacing the first choice costs most in/,
     );
+    // the same sweep, live, for the page's checkpoint (the first): same texts, same code, WASM against onnxruntime-node
+    const liveRow = page.locator(`[data-testid=calibration-table] tbody tr[data-checkpoint='${checkpoint}']`);
+    const build = Number(await liveRow.locator("td").nth(1).getAttribute("data-value"));
+    await page.waitForSelector("[data-testid=routed-summary]");
+    await page.getByRole("button", { name: /Recompute live for/ }).click();
+    await eventually(async () => assert.equal(await liveRow.getByTestId("calibration-source").textContent(), "live"));
+    const live = Number(await liveRow.locator("td").nth(1).getAttribute("data-value"));
+    assert.ok(Math.abs(live - build) < 1e-3, `live ${live} vs build ${build}`);
     assert.deepEqual(problems, []);
     await page.close();
   },
