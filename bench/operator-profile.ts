@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { medianAsync } from "./timing.js";
-import { overrideFeeds, overrideShapeOf } from "../src/lib/model/route-overrides.js";
+import { forwardFeeds, overrideShapeOf } from "../src/lib/model/route-overrides.js";
 import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
 
 /** One event of a Chrome trace as onnxruntime writes it. */
@@ -71,10 +71,7 @@ export function profileWasm(modelPath: string, ids: number[], runs = 20): Operat
 
 export async function profileNative(modelPath: string, ids: number[], runs = 20): Promise<OperatorProfile> {
   const plain = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1 });
-  const feed = {
-    input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
-    ...overrideFeeds(ort.Tensor, plain.inputNames, overrideShapeOf(olmoeMini)),
-  };
+  const feed = forwardFeeds(ort.Tensor, plain.inputNames, overrideShapeOf(olmoeMini), ids, 1, ids.length);
   const medianMs = await medianAsync(runs, 10, () => plain.run(feed));
   await plain.release();
 

@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-web";
 import { medianAsync } from "./timing.js";
-import { overrideFeeds, overrideShapeOf } from "../src/lib/model/route-overrides.js";
+import { forwardFeeds, overrideShapeOf } from "../src/lib/model/route-overrides.js";
 import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
 
 const [modelPath, idsJson, runsText] = process.argv.slice(2);
@@ -19,12 +19,11 @@ const ids = JSON.parse(idsJson) as number[];
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = "error";
 const bytes = readFileSync(modelPath);
-const inputIds = new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
 
 // Timing first, without the profiler's overhead; warm-up lets V8 tier the WebAssembly up.
 const plain = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
 // a full graph also takes the route overrides (their no-override values)
-const feed = { input_ids: inputIds, ...overrideFeeds(ort.Tensor, plain.inputNames, overrideShapeOf(olmoeMini)) };
+const feed = forwardFeeds(ort.Tensor, plain.inputNames, overrideShapeOf(olmoeMini), ids, 1, ids.length);
 const medianMs = await medianAsync(runs, 10, () => plain.run(feed));
 await plain.release();
 

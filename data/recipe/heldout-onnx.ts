@@ -18,7 +18,7 @@
 import { readFileSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
-import { overrideFeeds, overrideShapeOf } from "../../src/lib/model/route-overrides.js";
+import { forwardFeeds, overrideShapeOf } from "../../src/lib/model/route-overrides.js";
 
 const WINDOW = olmoeMini.context;
 const root = new URL("../", import.meta.url);
@@ -55,14 +55,11 @@ for (const run of runs) {
   const batch = 16;
   for (let b = 0; b < starts.length; b += batch) {
     const chunk = starts.slice(b, b + batch);
-    const ids = new BigInt64Array(chunk.length * WINDOW);
-    chunk.forEach((s, r) => {
-      for (let j = 0; j < WINDOW; j++) ids[r * WINDOW + j] = BigInt(held[s + j]);
-    });
-    const out = await session.run({
-      input_ids: new ort.Tensor("int64", ids, [chunk.length, WINDOW]),
-      ...overrideFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini)),
-    });
+    const ids = new Int32Array(chunk.length * WINDOW);
+    chunk.forEach((s, r) => ids.set(held.subarray(s, s + WINDOW), r * WINDOW));
+    const out = await session.run(
+      forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), ids, chunk.length, WINDOW),
+    );
     const logits = out.logits.data as Float32Array;
     const vocab = out.logits.dims[2];
     chunk.forEach((s, r) => {

@@ -6,7 +6,7 @@
 // two agree within the backends' tolerance).
 import { existsSync, readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
-import { overrideFeeds, overrideShapeOf } from "../lib/model/route-overrides.js";
+import { forwardFeeds, overrideShapeOf } from "../lib/model/route-overrides.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
@@ -47,15 +47,9 @@ for (const checkpoint of olmoeMini.checkpoints) {
     const sequences = sampleSequences(tokenizer, samples, 128, perDomain);
     const parts = [];
     for (const { ids } of sequences) {
-      const input = new ort.Tensor(
-        "int64",
-        BigInt64Array.from(ids, (v) => BigInt(v)),
-        [1, ids.length],
+      const result = await session.run(
+        forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), ids, 1, ids.length),
       );
-      const result = await session.run({
-        input_ids: input,
-        ...overrideFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini)),
-      });
       const router = result.router_logits;
       const bias = result.expert_bias;
       parts.push({

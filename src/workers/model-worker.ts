@@ -12,7 +12,7 @@ import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
-import { nextTokenReadout, overrideFeeds, overrideProblem, overrideShapeOf } from "../lib/model/route-overrides.js";
+import { forwardFeeds, nextTokenReadout, overrideShapeOf } from "../lib/model/route-overrides.js";
 
 const overrideShape = overrideShapeOf(olmoeMini);
 
@@ -198,21 +198,12 @@ async function openSession(bytes: Uint8Array, adapterReason: string | null): Pro
 async function run(request: RunRequest): Promise<void> {
   const model = models.get(request.modelUrl);
   if (!model) throw new Error("no model is loaded");
-  const idsOf = (ort: Ort) =>
-    new ort.Tensor(
-      "int64",
-      BigInt64Array.from(request.inputIds, (v) => BigInt(v)),
-      [request.batch, request.seq],
-    );
-  const problem = request.overrides && overrideProblem(request.overrides, overrideShape, request.batch, request.seq);
-  if (problem) throw new Error(problem);
   if (request.readNextToken && !model.session.outputNames.includes("logits"))
     throw new Error("this model file has no logits output (a router-only graph): load the checkpoint's full graph");
   // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
-  const feedsOf = (ort: Ort) => ({
-    input_ids: idsOf(ort),
-    ...overrideFeeds(ort.Tensor, model.session.inputNames, overrideShape, request.overrides),
-  });
+  const { inputIds, batch, seq, overrides } = request;
+  const feedsOf = (ort: Ort) =>
+    forwardFeeds(ort.Tensor, model.session.inputNames, overrideShape, inputIds, batch, seq, overrides);
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {

@@ -19,7 +19,7 @@ import { lossDescriptors, lossName, lossRecord, lossByName } from "../../src/lib
 import { summarizeBatch } from "../../src/lib/summary.js";
 import { sampleSequences } from "../../src/lib/model/sample-sequences.js";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
-import { overrideFeeds, overrideShapeOf } from "../../src/lib/model/route-overrides.js";
+import { forwardFeeds, overrideShapeOf } from "../../src/lib/model/route-overrides.js";
 
 const models = existsSync(`${root}data/models`)
   ? readdirSync(`${root}data/models`)
@@ -51,10 +51,9 @@ async function nodeLosses(
   const session = await ort.InferenceSession.create(`${root}data/models/${checkpoint}.onnx`);
   const parts = [];
   for (const window of windows ?? splitIntoWindows(tokenizer.encode(text), 256)) {
-    const out = await session.run({
-      input_ids: new ort.Tensor("int64", BigInt64Array.from(window.map(BigInt)), [1, window.length]),
-      ...overrideFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini)),
-    });
+    const out = await session.run(
+      forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), window, 1, window.length),
+    );
     parts.push({
       router: out.router_logits.data as Float32Array,
       dims: out.router_logits.dims,

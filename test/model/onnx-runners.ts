@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
 import {
-  overrideFeeds,
+  forwardFeeds,
   overrideShapeOf,
   type OverrideShape,
   type RouteOverrides,
@@ -31,22 +31,16 @@ export async function runModel(
 ): Promise<ModelOutputs> {
   const batch = inputIds.length,
     seq = inputIds[0].length;
-  const ids = BigInt64Array.from(inputIds.flat().map((v) => BigInt(v)));
+  const ids = inputIds.flat();
   const shape = overrideShapeBeside(path);
   if (runtime === "onnxruntime-node") {
     const session = await ortNode.InferenceSession.create(path);
-    const out = await session.run({
-      input_ids: new ortNode.Tensor("int64", ids, [batch, seq]),
-      ...overrideFeeds(ortNode.Tensor, session.inputNames, shape, overrides),
-    });
+    const out = await session.run(forwardFeeds(ortNode.Tensor, session.inputNames, shape, ids, batch, seq, overrides));
     return unpack(out.logits, out.router_logits, out.expert_bias);
   }
   ortWeb.env.wasm.numThreads = 1;
   const session = await ortWeb.InferenceSession.create(readFileSync(path), { executionProviders: ["wasm"] });
-  const out = await session.run({
-    input_ids: new ortWeb.Tensor("int64", ids, [batch, seq]),
-    ...overrideFeeds(ortWeb.Tensor, session.inputNames, shape, overrides),
-  });
+  const out = await session.run(forwardFeeds(ortWeb.Tensor, session.inputNames, shape, ids, batch, seq, overrides));
   return unpack(out.logits, out.router_logits, out.expert_bias);
 }
 

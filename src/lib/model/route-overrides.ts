@@ -144,6 +144,32 @@ export function overrideFeeds<T>(
   };
 }
 
+/**
+ * Every feed of a forward pass: `input_ids` [batch, seq] (int64) and, for a
+ * graph that takes them, the route overrides (checked against the batch
+ * first: a bad override is refused with its sentence, never run).
+ */
+export function forwardFeeds<T>(
+  Tensor: TensorConstructor<T>,
+  inputNames: readonly string[],
+  shape: OverrideShape,
+  ids: ArrayLike<number>,
+  batch: number,
+  seq: number,
+  overrides: RouteOverrides = {},
+): Record<string, T> {
+  const problem = overrideProblem(overrides, shape, batch, seq);
+  if (problem) throw new Error(problem);
+  return {
+    input_ids: new Tensor(
+      "int64",
+      BigInt64Array.from(ids, (v) => BigInt(v)),
+      [batch, seq],
+    ),
+    ...overrideFeeds(Tensor, inputNames, shape, overrides),
+  };
+}
+
 /** A route with every slot the router's own (−1), to be filled in: [L, B, S, k]. */
 export function ownRoute(layers: number, batch: number, seq: number, topK: number): Dense<Int32Array> {
   return { data: new Int32Array(layers * batch * seq * topK).fill(-1), dims: [layers, batch, seq, topK] };

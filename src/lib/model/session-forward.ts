@@ -5,13 +5,7 @@
  * page's worker does the same through `ModelClient.forward`.
  */
 import type { Forward } from "./counterfactual.js";
-import {
-  nextTokenReadout,
-  overrideFeeds,
-  overrideProblem,
-  type OverrideShape,
-  type TensorConstructor,
-} from "./route-overrides.js";
+import { forwardFeeds, nextTokenReadout, type OverrideShape, type TensorConstructor } from "./route-overrides.js";
 
 /** The part of an onnxruntime module and session this needs (node and web agree on it). */
 export interface OrtLike<T> {
@@ -28,17 +22,8 @@ export function sessionForward<T>(ort: OrtLike<T>, session: SessionLike<T>, shap
     const seq = sequences[0]?.length ?? 0;
     if (!batch || !seq || sequences.some((s) => s.length !== seq))
       throw new Error("one forward pass takes sequences of one length");
-    const problem = overrideProblem(overrides, shape, batch, seq);
-    if (problem) throw new Error(problem);
     const ids = Int32Array.from(sequences.flat());
-    const out = await session.run({
-      input_ids: new ort.Tensor(
-        "int64",
-        BigInt64Array.from(ids, (v) => BigInt(v)),
-        [batch, seq],
-      ),
-      ...overrideFeeds(ort.Tensor, session.inputNames, shape, overrides),
-    });
+    const out = await session.run(forwardFeeds(ort.Tensor, session.inputNames, shape, ids, batch, seq, overrides));
     const logits = out.logits;
     if (!logits) throw new Error("this model file has no logits output (a router-only graph): load the full graph");
     return {
