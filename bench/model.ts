@@ -95,7 +95,7 @@ export async function benchModel(): Promise<BenchRow[]> {
       // Let the last route's figures and losses finish drawing: on two cores they would
       // otherwise compete with the worker's forward pass, which a reader who types never sees.
       await page.waitForTimeout(300);
-      await page.getByRole("button", { name: "Route" }).click();
+      await page.getByRole("button", { name: "Route", exact: true }).click();
       await page.waitForSelector("[data-testid=routed-summary]:not([data-stale])", { timeout: 60_000 });
       return Number(/forward pass (\d+) ms/.exec((await page.getByTestId("routed-summary").textContent()) ?? "")?.[1]);
     };

@@ -30,7 +30,14 @@ const rows: BenchRow[] = [];
 for (const [name, run] of suites) {
   if (filter && !name.includes(filter)) continue;
   process.stderr.write(`running ${name}…\n`);
-  rows.push(...(await run()));
+  // One suite's failure is a row of the table, not the end of the run: the other suites' numbers still count.
+  try {
+    rows.push(...(await run()));
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    rows.push({ suite: name, case: `${name}: failed`, value: NaN, unit: "", note: message });
+    process.exitCode = 1;
+  }
 }
 
 const width = Math.max(...rows.map((r) => r.case.length));
