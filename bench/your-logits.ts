@@ -1,7 +1,8 @@
 /**
  * "Your router logits" on a 1 GiB file in headless Chromium: 16 layers ×
- * 262,144 tokens × 64 experts, float32 .npy, top-8: time to read, check and
- * summarise it in the page's worker (streamed in 16 MB chunks).
+ * 262,144 tokens × 64 experts, float32 .npy, top-8: time to read, check,
+ * summarise and replay loss-free balancing on it in the page's workers (one
+ * shard of layers each, streamed in 16 MB chunks).
  */
 import { closeSync, existsSync, openSync, writeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,39 +47,53 @@ export async function benchYourLogits(): Promise<BenchRow[]> {
   const site = await serveDist(`${root}dist/`);
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    await page.goto(`${site.url}your-logits`, { waitUntil: "networkidle" });
-    const started = performance.now();
-    await page.locator("input[type=file]").setInputFiles(path);
-    await page.waitForSelector("[data-testid=file-description]", { timeout: 60_000 });
-    await page.getByRole("button", { name: "Compute" }).click();
-    await page.waitForSelector("[data-testid=file-done], [data-testid=file-error]", { timeout: 600_000 });
-    const total = (performance.now() - started) / 1000;
-    const error = await page.getByTestId("file-error").count();
-    const worker = Number(
-      /in ([\d.]+) s/.exec(
-        (await page
-          .getByTestId("file-done")
-          .textContent()
-          .catch(() => "")) ?? "",
-      )?.[1],
-    );
+    // Three visits, each a fresh page; medians.
+    const workerTimes: number[] = [];
+    const totals: number[] = [];
+    let failed = false;
+    let cores = 0;
+    for (let round = 0; round < 3; round++) {
+      const page = await browser.newPage();
+      await page.goto(`${site.url}your-logits`, { waitUntil: "networkidle" });
+      cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      const started = performance.now();
+      await page.locator("input[type=file]").setInputFiles(path);
+      await page.waitForSelector("[data-testid=file-description]", { timeout: 60_000 });
+      await page.getByRole("button", { name: "Compute" }).click();
+      await page.waitForSelector("[data-testid=file-done], [data-testid=file-error]", { timeout: 600_000 });
+      totals.push((performance.now() - started) / 1000);
+      if (await page.getByTestId("file-error").count()) failed = true;
+      workerTimes.push(
+        Number(
+          /in ([\d.]+) s/.exec(
+            (await page
+              .getByTestId("file-done")
+              .textContent()
+              .catch(() => "")) ?? "",
+          )?.[1],
+        ),
+      );
+      await page.close();
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [worker, total] = [median(workerTimes), median(totals)];
+    const workers = Math.max(1, Math.min(4, cores));
     return [
       {
         suite: "your logits",
-        case: "1 GiB .npy (16×262144×64 f32, k=8): read + summarise in the worker",
+        case: "1 GiB .npy (16×262144×64 f32, k=8): read + summarise + loss-free replay in the workers",
         value: worker,
         unit: "s",
-        note: error
+        note: failed
           ? "FAILED: the page showed an error"
-          : `${(1024 / worker).toFixed(0)} MiB/s; page stayed responsive (worker)`,
+          : `median of 3; ${(1024 / worker).toFixed(0)} MiB/s over ${workers} worker${workers === 1 ? "" : "s"} (a shard of layers each; ${cores} cores reported); page stayed responsive`,
       },
       {
         suite: "your logits",
         case: "same, from choosing the file to the numbers on screen",
         value: total,
         unit: "s",
-        note: "includes the header read and the click",
+        note: `median of 3; includes the header read and the click; target ≤ 10: ${total <= 10 ? "met" : "MISSED"}`,
       },
     ];
   } finally {

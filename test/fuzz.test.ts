@@ -110,13 +110,9 @@ test("fuzzed files through the streaming reader (as the page reads them): a clea
           const lengths = plan.sequenceLengths ?? [plan.tokens];
           if (lengths.reduce((a, b) => a + b, 0) !== plan.tokens || topK < 1) return; // the page asks the reader in this case
           const builder = new SummaryBuilder(plan, topK, lengths);
-          await streamLogits(
-            source,
-            plan,
-            (values, count) => builder.addRows(values, 0, count),
-            undefined,
-            chunkBytes * 4,
-          );
+          await streamLogits(source, plan, (values, count) => builder.addRows(values, 0, count), undefined, {
+            chunkBytes: chunkBytes * 4,
+          });
           const record = lossRecord(builder.finish(), 1);
           for (const family of ["lbl", "z_loss", "cv2", "max_vio"] as const) {
             for (const v of Object.values(record[family]))
@@ -142,7 +138,9 @@ test("streaming in small chunks gives exactly the whole-file summary", async () 
     const source = bytesSource(bytes, name);
     const plan = await planLogits(source);
     const builder = new SummaryBuilder(plan, topK, plan.sequenceLengths ?? [plan.tokens]);
-    await streamLogits(source, plan, (values, count) => builder.addRows(values, 0, count), undefined, 24);
+    await streamLogits(source, plan, (values, count) => builder.addRows(values, 0, count), undefined, {
+      chunkBytes: 24,
+    });
     assert.deepEqual(lossRecord(builder.finish(), 1), expected, name);
   }
 });

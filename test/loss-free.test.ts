@@ -111,7 +111,7 @@ test("the your-logits pipeline routes each row once: the replay takes the summar
     plan,
     (values, count) => summary.addRows(values, 0, count),
     () => {},
-    4096,
+    { chunkBytes: 4096 },
   );
   assert.equal(routingCounter.rows - before, layers * tokens, "every row routed exactly once");
   // The same replay routing on its own.
@@ -121,7 +121,7 @@ test("the your-logits pipeline routes each row once: the replay takes the summar
     plan,
     (values, count) => alone.addRows(values, count),
     () => {},
-    4096,
+    { chunkBytes: 4096 },
   );
   assert.deepEqual(listening.replay.maxVioUnbiased, alone.replay.maxVioUnbiased);
   assert.deepEqual(listening.replay.maxVio, alone.replay.maxVio);

@@ -1,12 +1,18 @@
-// The page's handle on the logits worker (src/lib/io/logits-worker.ts): one
+// The page's handle on the logits workers (src/workers/logits-worker.ts): one
 // promise per request, matched by id. Asking about a new file supersedes
 // every earlier request: their promises reject with `Superseded` (which pages
 // ignore) and any late reply about them is dropped, so an earlier file's
 // header, progress or error can never appear under a later file's name.
+//
+// A streamed file with several layers is summarised by several workers at
+// once, one shard of layers each (the pass is CPU-bound: one core reads about
+// 80 MB/s), and their answers merged exactly (logits-shards.ts).
 import type { FileDescription, LogitsWorkerMessage, LogitsWorkerRequest } from "../workers/logits-protocol.js";
+import { mergeSummarized, type Summarized } from "../workers/logits-shards.js";
+import { layerShards, type LayerRange } from "../lib/summary.js";
 
-export type Summarized = Omit<Extract<LogitsWorkerMessage, { type: "summarized" }>, "type" | "id">;
-type SummarizeRequest = Omit<Extract<LogitsWorkerRequest, { type: "summarize" }>, "type" | "id">;
+export type { Summarized };
+type SummarizeRequest = Omit<Extract<LogitsWorkerRequest, { type: "summarize" }>, "type" | "id" | "layers">;
 /** Omit distributed over a union, so each request keeps its own fields. */
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 type Pending = {
@@ -22,7 +28,8 @@ export class Superseded extends Error {
   }
 }
 
-export class LogitsClient {
+/** One worker: requests by id, replies to superseded requests dropped. */
+class WorkerClient {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private lastId = 0;
@@ -46,10 +53,7 @@ export class LogitsClient {
     };
   }
 
-  private request(
-    message: WithoutId<LogitsWorkerRequest>,
-    onProgress?: Pending["onProgress"],
-  ): Promise<LogitsWorkerMessage> {
+  request(message: WithoutId<LogitsWorkerRequest>, onProgress?: Pending["onProgress"]): Promise<LogitsWorkerMessage> {
     const id = ++this.lastId;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
@@ -57,24 +61,100 @@ export class LogitsClient {
     });
   }
 
-  /** Reads a file's header; supersedes every earlier request. */
-  async inspect(file: Blob, name: string): Promise<FileDescription> {
+  /** Rejects every pending request with Superseded and tells the worker to drop what it is doing. */
+  cancel(): void {
     for (const pending of this.pending.values()) pending.reject(new Superseded());
     this.pending.clear();
-    const message = await this.request({ type: "inspect", file, name });
-    if (message.type !== "described") throw new Error(`unexpected reply ${message.type}`);
-    return message.file;
-  }
-
-  /** Streams every row of the last inspected file into a routing summary and a bias replay. */
-  async summarize(request: SummarizeRequest, onProgress?: (done: number, total: number) => void): Promise<Summarized> {
-    const message = await this.request({ type: "summarize", ...request }, onProgress);
-    if (message.type !== "summarized") throw new Error(`unexpected reply ${message.type}`);
-    const { type: _type, id: _id, ...result } = message;
-    return result;
+    this.worker.postMessage({ type: "cancel", id: ++this.lastId } satisfies LogitsWorkerRequest);
   }
 
   terminate(): void {
     this.worker.terminate();
+  }
+}
+
+/** How many workers a file may be split over: the cores the browser reports, at most 4. */
+export function defaultShardWorkers(): number {
+  const cores = typeof navigator === "undefined" ? 1 : (navigator.hardwareConcurrency ?? 1);
+  return Math.max(1, Math.min(4, cores));
+}
+
+export class LogitsClient {
+  private readonly workers: WorkerClient[] = [];
+  /** The last inspected file's layer shards, one per worker that has read its header. */
+  private shards: LayerRange[] = [];
+
+  constructor(
+    private readonly workerUrl: string,
+    private readonly maxWorkers = defaultShardWorkers(),
+  ) {
+    // All of them now, with the page: once a file is chosen, nothing is fetched (the page
+    // promises that nothing goes over the network while a file is read).
+    for (let i = 0; i < maxWorkers; i++) this.workers.push(new WorkerClient(workerUrl));
+  }
+
+  private worker(i: number): WorkerClient {
+    while (this.workers.length <= i) this.workers.push(new WorkerClient(this.workerUrl));
+    return this.workers[i];
+  }
+
+  /** Reads a file's header (in every worker that will read a shard of it); supersedes every earlier request. */
+  async inspect(file: Blob, name: string): Promise<FileDescription> {
+    for (const w of this.workers) w.cancel();
+    this.shards = [];
+    const message = await this.worker(0).request({ type: "inspect", file, name });
+    if (message.type !== "described") throw new Error(`unexpected reply ${message.type}`);
+    const description = message.file;
+    // A file read whole lives in one worker; a streamed one is read by up to one worker per layer.
+    const shards = layerShards(description.layers, description.whole ? 1 : this.maxWorkers);
+    const others = await Promise.all(
+      shards.slice(1).map((_, i) => this.worker(i + 1).request({ type: "inspect", file, name })),
+    );
+    if (others.some((m) => m.type !== "described")) throw new Error("a worker could not read the file's header");
+    this.shards = shards;
+    return description;
+  }
+
+  /** Streams every row of the last inspected file into a routing summary and a bias replay. */
+  async summarize(request: SummarizeRequest, onProgress?: (done: number, total: number) => void): Promise<Summarized> {
+    const shards = this.shards.length ? this.shards : [undefined];
+    const progress = shards.map(() => ({ done: 0, total: 0 }));
+    const settled = await Promise.allSettled(
+      shards
+        .map(async (layers, i) => {
+          const message = await this.worker(i).request(
+            { type: "summarize", ...request, ...(layers && shards.length > 1 ? { layers } : {}) },
+            (done, total) => {
+              progress[i] = { done, total };
+              onProgress?.(
+                progress.reduce((n, p) => n + p.done, 0),
+                progress.reduce((n, p) => n + p.total, 0),
+              );
+            },
+          );
+          if (message.type !== "summarized") throw new Error(`unexpected reply ${message.type}`);
+          const { type: _type, id: _id, ...result } = message;
+          return result;
+        })
+        .map((answer, i) =>
+          // A failed shard stops the later ones (their errors could only be later in the file); the
+          // earlier ones go on, so the error shown is the file's first, as one worker would report it.
+          answer.catch((error) => {
+            for (let j = i + 1; j < shards.length; j++) this.worker(j).cancel();
+            throw error;
+          }),
+        ),
+    );
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    const parts = settled.map((s) => (s as PromiseFulfilledResult<Summarized>).value);
+    return mergeSummarized(
+      parts,
+      shards.length > 1 ? (shards as LayerRange[]) : [{ first: 0, end: parts[0].summary.layers }],
+    );
+  }
+
+  terminate(): void {
+    for (const w of this.workers) w.terminate();
   }
 }

@@ -92,6 +92,56 @@ export interface SummaryOptions {
    * normalised scores). Omitted: the lab's softmax router (the fast path).
    */
   readonly convention?: RoutingConvention;
+  /**
+   * Only these layers' rows (a shard): the builder starts at the first row of
+   * layer `first` and finishes after the last row of layer `end − 1`. The other
+   * layers' sums stay zero, so `mergeShards` adds shards without rounding.
+   * Omitted: every layer.
+   */
+  readonly layers?: LayerRange;
+}
+
+/** Layers `first` … `end − 1`. */
+export interface LayerRange {
+  readonly first: number;
+  readonly end: number;
+}
+
+/**
+ * Cuts `layers` into at most `count` contiguous ranges of nearly equal size
+ * (fewer when there are fewer layers): one per worker.
+ */
+export function layerShards(layers: number, count: number): LayerRange[] {
+  const n = Math.max(1, Math.min(count, layers));
+  return Array.from({ length: n }, (_, i) => ({
+    first: Math.floor((i * layers) / n),
+    end: Math.floor(((i + 1) * layers) / n),
+  }));
+}
+
+/**
+ * The summary of a whole batch from summaries of disjoint layer shards (each
+ * built with `SummaryOptions.layers`). A shard's sums are zero outside its
+ * layers, and x + 0 is x exactly, so the merged summary equals, bit for bit,
+ * the one a single builder computes over every row.
+ */
+export function mergeShards(shards: readonly RoutingSummary[]): RoutingSummary {
+  if (shards.length === 0) throw new Error("no shard to merge");
+  const [first] = shards;
+  const probSum = new Float64Array(first.probSum.length);
+  const load = new Float64Array(first.load.length);
+  const logSumExpSquareSum = new Float64Array(first.logSumExpSquareSum.length);
+  let maxLogit = -Infinity;
+  for (const shard of shards) {
+    const { layers, experts, topK, tokens } = shard;
+    if (layers !== first.layers || experts !== first.experts || topK !== first.topK || tokens !== first.tokens)
+      throw new Error("the shards are of different batches");
+    for (let i = 0; i < probSum.length; i++) probSum[i] += shard.probSum[i];
+    for (let i = 0; i < load.length; i++) load[i] += shard.load[i];
+    for (let i = 0; i < logSumExpSquareSum.length; i++) logSumExpSquareSum[i] += shard.logSumExpSquareSum[i];
+    if (shard.maxLogit > maxLogit) maxLogit = shard.maxLogit;
+  }
+  return { ...first, sequenceLengths: [...first.sequenceLengths], probSum, load, logSumExpSquareSum, maxLogit };
 }
 
 /** Computes the summary; the layout defaults to one sequence holding every token. */
@@ -151,7 +201,10 @@ export class SummaryBuilder {
   private readonly onRow: RowListener | undefined;
   private readonly router: ConventionRouter | null;
   private maxLogit = -Infinity;
-  private rowsDone = 0;
+  /** Rows added so far, counted from the batch's first row (a shard starts at its first layer's). */
+  private rowsDone: number;
+  /** The row after the last one this builder takes. */
+  private readonly endRow: number;
 
   constructor(
     private readonly shape: { layers: number; tokens: number; experts: number },
@@ -177,6 +230,19 @@ export class SummaryBuilder {
       throw new LabInputError(`the routing convention chooses top-${options.convention.topK}, the batch top-${topK}`);
     }
     this.router = options.convention ? new ConventionRouter(options.convention, shape.experts) : null;
+    const range = options.layers ?? { first: 0, end: shape.layers };
+    if (!(
+      Number.isInteger(range.first) &&
+      Number.isInteger(range.end) &&
+      0 <= range.first &&
+      range.first < range.end &&
+      range.end <= shape.layers
+    ))
+      throw new LabInputError(
+        `layers ${range.first} … ${range.end - 1} are not a range of the batch's ${shape.layers} layers`,
+      );
+    this.rowsDone = range.first * shape.tokens;
+    this.endRow = range.end * shape.tokens;
     this.scores = new Float64Array(shape.experts);
     this.row = new Float64Array(shape.experts);
     const sequences = sequenceLengths.length;
@@ -202,6 +268,8 @@ export class SummaryBuilder {
 
   /** Adds `count` rows read from `data[offset·E …]`; they must be the next rows in order. */
   addRows(data: ArrayLike<number>, offsetRows: number, count: number): void {
+    if (this.rowsDone + count > this.endRow)
+      throw new Error(`${count} more rows would pass this summary's last row (${this.endRow - 1})`);
     if (this.router) return this.addRowsByConvention(this.router, data, offsetRows, count);
     const { tokens, experts } = this.shape;
     const { topK, exps, chosen, probSum, load, logSumExpSquareSum, sequenceOf } = this;
@@ -316,7 +384,10 @@ export class SummaryBuilder {
 
   finish(): RoutingSummary {
     const { layers, tokens, experts } = this.shape;
-    if (this.rowsDone !== layers * tokens) throw new Error(`summary has ${this.rowsDone} of ${layers * tokens} rows`);
+    if (this.rowsDone !== this.endRow)
+      throw new Error(
+        `summary has rows up to ${this.rowsDone} of the ${layers * tokens} (expected up to ${this.endRow})`,
+      );
     return {
       layers,
       experts,

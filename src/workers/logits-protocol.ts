@@ -7,13 +7,15 @@
  * soon as a newer request arrives.
  */
 import type { BiasReplay } from "../lib/loss-free.js";
-import type { RoutingSummary } from "../lib/summary.js";
+import type { LayerRange, RoutingSummary } from "../lib/summary.js";
 import type { RoutingConvention } from "../lib/conventions.js";
 import type { RoutingRequest } from "../lib/routing-options.js";
 import type { AuxMapLayer } from "../lib/aux-map.js";
 
 export type LogitsWorkerRequest =
   | { id: number; type: "inspect"; file: Blob; name: string }
+  /** Stop whatever is under way (a stream stops at its next chunk); no reply. */
+  | { id: number; type: "cancel" }
   | {
       id: number;
       type: "summarize";
@@ -27,6 +29,8 @@ export type LogitsWorkerRequest =
       biasJson: string | null;
       /** Route without the expert bias the file carries (the CLI's --ignore-file-bias). */
       ignoreFileBias: boolean;
+      /** Only these layers (a shard; another worker reads the others); absent: every layer. */
+      layers?: LayerRange;
     };
 
 export interface FileDescription {
@@ -42,6 +46,8 @@ export interface FileDescription {
   microBatchSequences?: number;
   /** The tensors of the expert bias the file carries; absent: none. */
   biasSource?: string;
+  /** Read whole when its header was read (JSON, Fortran order): one worker holds it, so it is not sharded. */
+  whole: boolean;
 }
 
 export type LogitsWorkerMessage = { id: number } & (
@@ -54,7 +60,7 @@ export type LogitsWorkerMessage = { id: number } & (
       replay: BiasReplay | null;
       /** The convention the file was routed by; null: the lab's softmax router. */
       routing: RoutingConvention | null;
-      /** With a convention or bias: per layer, the dispatched route against the map an aux loss counts; else null. */
+      /** With a convention or bias: per layer, the dispatched route against the map an aux loss counts; else null. Only the request's layers when it named them. */
       auxMap: AuxMapLayer[] | null;
       /** Sigmoid asked of rows that sum to 1, and the like: the numbers stand, with this said beside them. */
       warning: string | null;

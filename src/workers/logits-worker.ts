@@ -34,6 +34,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
   const request = event.data;
   const { id } = request;
   newest = Math.max(newest, id);
+  if (request.type === "cancel") return;
   try {
     if (request.type === "inspect") {
       source = null;
@@ -57,6 +58,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
           topK,
           sequenceLengths,
           microBatchSequences,
+          whole: candidatePlan.whole !== undefined,
           ...(candidatePlan.selectionBiasSource ? { biasSource: candidatePlan.selectionBiasSource } : {}),
         },
       });
@@ -86,11 +88,13 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
           : new BiasReplayBuilder(readingPlan, request.topK, request.biasRate, request.biasBatchTokens);
       // With a convention or a bias, the map an aux loss counts rides on the same pass (as in the CLI).
       const auxMap = convention || bias ? new AuxMapCounter(readingPlan, request.topK) : null;
+      const layers = request.layers ?? { first: 0, end: readingPlan.layers };
       const summary = summaryForPlan(readingPlan, request.topK, sequenceLengths, {
         ...(replay ? { onRow: replay.onRow } : {}),
         ...(auxMap ? { onRow: auxMap.onRow } : {}),
         ...(convention ? { convention } : {}),
         ...(bias ? { selectionBias: bias } : {}),
+        layers,
       });
       let warning: string | null = null;
       let first = true;
@@ -106,9 +110,17 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
               convention.score,
             );
           first = false;
-          summary.addRows(values, 0, count);
+          try {
+            summary.addRows(values, 0, count);
+          } catch (error) {
+            // the summary's check names the place; the page's sentence also names the file, as the stream's does
+            if (error instanceof LabInputError) throw new LabInputError(`${reading.name}: ${error.message}`);
+            throw error;
+          }
         },
         (done, total) => post({ id, type: "progress", done, total }),
+        // The softmax path checks each value as it reads the row (one pass, not two); a convention's router does not.
+        { layers, consumerChecksValues: !convention },
       );
       const finished = summary.finish();
       post({
@@ -117,7 +129,7 @@ self.onmessage = async (event: MessageEvent<LogitsWorkerRequest>) => {
         summary: finished,
         replay: replay ? replay.replay : null,
         routing: convention ?? null,
-        auxMap: auxMap ? auxMap.finish(finished) : null,
+        auxMap: auxMap ? auxMap.finish(finished).slice(layers.first, layers.end) : null,
         warning,
         ms: performance.now() - started,
       });

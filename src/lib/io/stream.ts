@@ -8,7 +8,7 @@
 import { LabInputError, type FloatArray } from "../types.js";
 import { firstInvalidLogit, invalidLogitMessage, logitPosition } from "../validate.js";
 import { checkedFormat, readLogits, type LogitsFormat } from "./read.js";
-import { SummaryBuilder, type SummaryOptions } from "../summary.js";
+import { SummaryBuilder, type LayerRange, type SummaryOptions } from "../summary.js";
 import { validateBatch } from "../validate.js";
 import { npyDataStart, parseNpyHeader } from "./npy.js";
 import { MAX_HEADER_BYTES, biasOfTensors, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
@@ -132,6 +132,19 @@ export async function planLogits(source: ByteSource): Promise<LogitsPlan> {
   };
 }
 
+export interface StreamOptions {
+  /** Bytes read at a time (whole rows; at least one). */
+  readonly chunkBytes?: number;
+  /** Only these layers' rows (a shard: another worker reads the others); the progress counts only their bytes. */
+  readonly layers?: LayerRange;
+  /**
+   * The rows go only to a SummaryBuilder's softmax path, which checks each
+   * value as it reads it, with the same sentence: the stream's own check
+   * would be a second pass over every chunk.
+   */
+  readonly consumerChecksValues?: boolean;
+}
+
 /**
  * Calls `onRows` with consecutive chunks of whole rows (`count` rows in
  * `values`), checking every value; `onProgress` gets the bytes read so far.
@@ -141,34 +154,43 @@ export async function streamLogits(
   plan: LogitsPlan,
   onRows: (values: FloatArray, count: number) => void,
   onProgress: (done: number, total: number) => void = () => {},
-  chunkBytes = 16 * 1024 * 1024,
+  options: StreamOptions = {},
 ): Promise<void> {
+  const { chunkBytes = 16 * 1024 * 1024, layers = { first: 0, end: plan.layers } } = options;
   const { experts, tokens } = plan;
+  const [firstRow, endRow] = [layers.first * tokens, layers.end * tokens];
   if (plan.whole) {
-    onRows(plan.whole.logits.data, plan.layers * plan.tokens);
+    onRows(plan.whole.logits.data.subarray(firstRow * experts, endRow * experts), endRow - firstRow);
     onProgress(source.size, source.size);
     return;
   }
-  const total = plan.segments.reduce((n, s) => n + s.count * elementBytes[s.type], 0);
+  // The rows of each segment that fall in [firstRow, endRow), and their bytes.
+  let segmentRow = 0;
+  const parts = plan.segments.map((segment) => {
+    const rows = segment.count / experts;
+    const from = Math.max(0, firstRow - segmentRow);
+    const to = Math.max(from, Math.min(rows, endRow - segmentRow));
+    segmentRow += rows;
+    return { segment, from, to };
+  });
+  const total = parts.reduce((n, p) => n + (p.to - p.from) * experts * elementBytes[p.segment.type], 0);
   let done = 0;
-  let row = 0;
-  for (const segment of plan.segments) {
+  let row = firstRow;
+  for (const { segment, from, to } of parts) {
     const rowBytes = experts * elementBytes[segment.type];
     const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
-    const rows = segment.count / experts;
-    for (let first = 0; first < rows; first += rowsPerChunk) {
-      const count = Math.min(rowsPerChunk, rows - first);
+    for (let first = from; first < to; first += rowsPerChunk) {
+      const count = Math.min(rowsPerChunk, to - first);
       const bytes = await source.read(segment.start + first * rowBytes, segment.start + (first + count) * rowBytes);
       if (bytes.length !== count * rowBytes)
         throw new LabInputError(
           `${source.name} ended early: expected ${count * rowBytes} bytes at offset ${segment.start + first * rowBytes}, read ${bytes.length}`,
         );
       const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
-      const bad = firstInvalidLogit(values);
-      if (bad >= 0)
-        throw new LabInputError(
-          `${source.name}: router logit at ${logitPosition({ tokens, experts }, row * experts + bad)} is ${invalidLogitMessage(values[bad])}`,
-        );
+      if (!options.consumerChecksValues) {
+        const bad = firstInvalidLogit(values);
+        if (bad >= 0) throw invalidValue(source, plan, row, values, bad);
+      }
       onRows(values, count);
       row += count;
       done += bytes.length;
@@ -194,4 +216,17 @@ export function summaryForPlan(
     { skipValues: true },
   );
   return new SummaryBuilder(plan, topK, sequenceLengths, options);
+}
+
+/** The sentence for a bad value at `values[bad]`, `values` starting at the file's row `row`. */
+export function invalidValue(
+  source: ByteSource,
+  plan: { tokens: number; experts: number },
+  row: number,
+  values: ArrayLike<number>,
+  bad: number,
+): LabInputError {
+  return new LabInputError(
+    `${source.name}: router logit at ${logitPosition(plan, row * plan.experts + bad)} is ${invalidLogitMessage(values[bad])}`,
+  );
 }
