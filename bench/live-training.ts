@@ -1,15 +1,39 @@
 /**
  * The live training page in headless Chromium: steps per second of the
- * default run (target ≥ 400), beside its training code called directly in
- * the same page and the same run in Node.
+ * default run once the page has loaded (target ≥ 400) and of the first run,
+ * which trains while the page itself is still loading, beside its training
+ * code called directly in the same page and the same run in Node.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import type { Page } from "playwright-core";
 import { launch } from "../tools/chromium.js";
 import { serveDist } from "../tools/static-server.js";
 import { defaultLayerConfig, trainRun } from "../src/lib/moe-layer.js";
 import type { BenchRow } from "./timing.js";
+
+/**
+ * Sets the seed (the page's last number input) and waits until the run it
+ * starts is done. Sent as source text: tsx would wrap a passed function's inner
+ * functions in a helper the page does not have.
+ */
+async function rerun(page: Page, seed: string): Promise<void> {
+  await page.evaluate(`new Promise((resolve) => {
+    const status = () => document.querySelector("[data-testid=live-status]")?.textContent;
+    const inputs = [...document.querySelectorAll("form input[type=number]")];
+    const seedInput = inputs[inputs.length - 1];
+    seedInput.value = ${JSON.stringify(seed)};
+    seedInput.dispatchEvent(new Event("input", { bubbles: true }));
+    let started = false;
+    const check = () => {
+      if (status() !== "done") started = true;
+      if (started && status() === "done") resolve();
+      else requestAnimationFrame(check);
+    };
+    check();
+  })`);
+}
 
 export async function benchLiveTraining(): Promise<BenchRow[]> {
   const started = performance.now();
@@ -41,6 +65,7 @@ export async function benchLiveTraining(): Promise<BenchRow[]> {
   // rate with its redraws: interleaved, page then direct, three times; medians.
   const moduleFile = readdirSync(`${dist}_import/lib/`).find((f) => /^moe-layer\.[\w-]+\.js$/.test(f));
   try {
+    const firstRates: number[] = [];
     const pageRates: number[] = [];
     const directRates: number[] = [];
     for (let round = 0; round < 3; round++) {
@@ -51,6 +76,9 @@ export async function benchLiveTraining(): Promise<BenchRow[]> {
         null,
         { timeout: 120_000 },
       );
+      firstRates.push(Number(await page.getByTestId("live-speed").textContent()));
+      // The defaults again once the page has loaded: seed 2, then back to 1, and that run's rate.
+      for (const seed of ["2", "1"]) await rerun(page, seed);
       pageRates.push(Number(await page.getByTestId("live-speed").textContent()));
       if (moduleFile)
         directRates.push(
@@ -65,13 +93,23 @@ export async function benchLiveTraining(): Promise<BenchRow[]> {
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const rate = median(pageRates);
-    rows.push({
-      suite: "live training",
-      case: "the page in headless Chromium",
-      value: rate,
-      unit: "st/s",
-      note: `median of 3, redrawing 4×/s; target ≥ 400: ${rate >= 400 ? "met" : "MISSED"}`,
-    });
+    const first = median(firstRates);
+    rows.push(
+      {
+        suite: "live training",
+        case: "the page in headless Chromium, page defaults, once the page has loaded",
+        value: rate,
+        unit: "st/s",
+        note: `median of 3 (the defaults rerun: seed 2, then 1), redrawing 4×/s; target ≥ 400: ${rate >= 400 ? "met" : "MISSED"}`,
+      },
+      {
+        suite: "live training",
+        case: "same, the first run, which starts while the page itself loads",
+        value: first,
+        unit: "st/s",
+        note: "median of 3; it shares two cores with the page's modules, KaTeX and figures",
+      },
+    );
     if (directRates.length) {
       const direct = median(directRates);
       rows.push(
