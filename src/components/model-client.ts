@@ -67,6 +67,16 @@ export class ModelClient {
   }
 
   /**
+   * Starts downloading checkpoints the page will open later, one after
+   * another, while it opens and runs the first: their loads then find the
+   * bytes ready. No answer; a failed download is tried again by its load.
+   */
+  prefetch(modelUrls: readonly string[]): void {
+    if (this.crashed) return;
+    for (const modelUrl of modelUrls) this.worker.postMessage({ type: "prefetch", id: this.nextId++, modelUrl });
+  }
+
+  /**
    * One forward pass of the checkpoint at `modelUrl` (loaded first) over
    * sequences of one length, as one batch; with a full graph, optionally under
    * route overrides and with the next-token readout.

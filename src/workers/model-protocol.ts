@@ -45,7 +45,18 @@ export interface RunRequest {
   readNextToken?: boolean;
 }
 
-export type WorkerRequest = LoadRequest | RunRequest;
+/**
+ * Download a checkpoint ahead of its load (a page that will open several asks
+ * for the later ones at once): prefetches run one after another, beside the
+ * load queue, so a session is created while the next file downloads. No reply.
+ */
+export interface PrefetchRequest {
+  type: "prefetch";
+  id: number;
+  modelUrl: string;
+}
+
+export type WorkerRequest = LoadRequest | RunRequest | PrefetchRequest;
 
 export type WorkerMessage = { id: number } & (
   | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }

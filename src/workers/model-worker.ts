@@ -37,10 +37,24 @@ let configured = false;
 const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
   (self as unknown as Worker).postMessage(message, transfer);
 
-// Requests run one at a time, in order (a session is not asked to run twice at once).
+/** Downloads asked for ahead of their load, by URL; one at a time, in the order asked. */
+const prefetched = new Map<string, Promise<{ bytes: Uint8Array; fromCache: boolean }>>();
+let prefetchChain: Promise<unknown> = Promise.resolve();
+
+// Requests run one at a time, in order (a session is not asked to run twice at once);
+// a prefetch starts its download beside them.
 let queue: Promise<void> = Promise.resolve();
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
+  if (request.type === "prefetch") {
+    const { modelUrl, id } = request;
+    if (!models.has(modelUrl) && !prefetched.has(modelUrl)) {
+      const download = prefetchChain.then(() => fetchModel(modelUrl, id));
+      prefetchChain = download.catch(() => undefined);
+      prefetched.set(modelUrl, download);
+    }
+    return;
+  }
   queue = queue.then(async () => {
     try {
       if (request.type === "load") await load(request);
@@ -84,8 +98,21 @@ async function load(request: LoadRequest): Promise<void> {
   configure(request);
   const adapterReason =
     request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
+  // A download asked for ahead (a failed one is tried again here); its progress went to nobody, so say it is done.
+  const ahead = prefetched.get(modelUrl);
+  prefetched.delete(modelUrl);
+  const download = ahead
+    ? ahead.then(
+        (model) => {
+          const size = model.bytes.byteLength;
+          post({ id, type: "progress", loaded: size, total: size, fromCache: model.fromCache });
+          return model;
+        },
+        () => fetchModel(modelUrl, id),
+      )
+    : fetchModel(modelUrl, id);
   // The runtime's wasm is fetched and compiled while the checkpoint downloads, not after.
-  const [fetched] = await Promise.all([fetchModel(modelUrl, id), warmRuntime(adapterReason === null)]);
+  const [fetched] = await Promise.all([download, warmRuntime(adapterReason === null)]);
   let model = fetched;
   let opened: OpenModel;
   try {
