@@ -8,7 +8,7 @@ import { writeNpy } from "../src/lib/io/npy.js";
 import { writeSafetensors } from "../src/lib/io/safetensors.js";
 import { BiasReplayBuilder } from "../src/lib/loss-free.js";
 import { AuxMapCounter } from "../src/lib/aux-map.js";
-import { mergeSummarized, type Summarized } from "../src/workers/logits-shards.js";
+import { mergeSummarized, shardsWithin, type Summarized } from "../src/workers/logits-shards.js";
 import { normalGenerator } from "../src/lib/random.js";
 import { lossRecord } from "../src/lib/losses/index.js";
 import type { RoutingConvention } from "../src/lib/conventions.js";
@@ -193,5 +193,18 @@ test("with consumerChecksValues the stream skips its own check, and the summary'
       consumerChecksValues: true,
     }),
     /layer 3, token 17, expert 5 is Infinity/,
+  );
+});
+
+test("a file cut into many sequences is read by fewer workers: the shards' summaries and their merge stay within the budget", () => {
+  const MiB = 2 ** 20;
+  assert.equal(shardsWithin(2, 1 * MiB, 512 * MiB), 2, "small summaries: every worker");
+  assert.equal(shardsWithin(4, 100 * MiB, 512 * MiB), 4, "4 shards + the merge = 500 MiB");
+  assert.equal(shardsWithin(4, 120 * MiB, 512 * MiB), 3, "5 × 120 MiB would not fit, 4 × 120 MiB does");
+  assert.equal(shardsWithin(4, 200 * MiB, 512 * MiB), 1, "two shards and a merge would take 600 MiB: one worker");
+  assert.equal(
+    shardsWithin(4, 1024 * MiB, 512 * MiB),
+    1,
+    "over the budget alone: still one worker (the summary's own limit applies)",
   );
 });

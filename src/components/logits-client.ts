@@ -8,8 +8,11 @@
 // once, one shard of layers each (the pass is CPU-bound: one core reads about
 // 80 MB/s), and their answers merged exactly (logits-shards.ts).
 import type { FileDescription, LogitsWorkerMessage, LogitsWorkerRequest } from "../workers/logits-protocol.js";
-import { mergeSummarized, type Summarized } from "../workers/logits-shards.js";
-import { layerShards, type LayerRange } from "../lib/summary.js";
+import { mergeSummarized, shardsWithin, type Summarized } from "../workers/logits-shards.js";
+import { layerShards, summaryBytes, type LayerRange } from "../lib/summary.js";
+
+/** The most the shards' summaries and their merge may hold together (one worker's summary may hold 1 GiB on its own). */
+const SHARDED_SUMMARY_BYTES = 512 * 2 ** 20;
 
 export type { Summarized };
 type SummarizeRequest = Omit<Extract<LogitsWorkerRequest, { type: "summarize" }>, "type" | "id" | "layers">;
@@ -83,6 +86,8 @@ export class LogitsClient {
   private readonly workers: WorkerClient[] = [];
   /** The last inspected file's layer shards, one per worker that has read its header. */
   private shards: LayerRange[] = [];
+  /** The last inspected file, for the memory its shards' summaries would take. */
+  private description: FileDescription | null = null;
 
   constructor(
     private readonly workerUrl: string,
@@ -102,6 +107,7 @@ export class LogitsClient {
   async inspect(file: Blob, name: string): Promise<FileDescription> {
     for (const w of this.workers) w.cancel();
     this.shards = [];
+    this.description = null;
     const message = await this.worker(0).request({ type: "inspect", file, name });
     if (message.type !== "described") throw new Error(`unexpected reply ${message.type}`);
     const description = message.file;
@@ -112,12 +118,26 @@ export class LogitsClient {
     );
     if (others.some((m) => m.type !== "described")) throw new Error("a worker could not read the file's header");
     this.shards = shards;
+    this.description = description;
     return description;
+  }
+
+  /**
+   * The shards to summarise with: each worker's summary holds every layer's
+   * sums (zero outside its own), so a file cut into many sequences reads over
+   * fewer workers, as many as fit SHARDED_SUMMARY_BYTES with the merged copy.
+   */
+  private shardsFor(request: SummarizeRequest): (LayerRange | undefined)[] {
+    const description = this.description;
+    if (!description || this.shards.length <= 1) return [undefined];
+    const sequences = request.sequenceLengths?.length ?? description.sequenceLengths?.length ?? 1;
+    const count = shardsWithin(this.shards.length, summaryBytes(description, sequences), SHARDED_SUMMARY_BYTES);
+    return count === 1 ? [undefined] : layerShards(description.layers, count);
   }
 
   /** Streams every row of the last inspected file into a routing summary and a bias replay. */
   async summarize(request: SummarizeRequest, onProgress?: (done: number, total: number) => void): Promise<Summarized> {
-    const shards = this.shards.length ? this.shards : [undefined];
+    const shards = this.shardsFor(request);
     const progress = shards.map(() => ({ done: 0, total: 0 }));
     const settled = await Promise.allSettled(
       shards

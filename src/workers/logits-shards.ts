@@ -12,6 +12,17 @@ import type { LogitsWorkerMessage } from "./logits-protocol.js";
 /** A worker's "summarized" answer without the message fields. */
 export type Summarized = Omit<Extract<LogitsWorkerMessage, { type: "summarized" }>, "type" | "id">;
 
+/**
+ * How many shards to read a file with: at most `workers`, and no more than
+ * fit in `budget` bytes with their merge, each shard's summary taking
+ * `summaryBytes` (it holds every layer's sums, zero outside its own). One when
+ * even two do not fit.
+ */
+export function shardsWithin(workers: number, summaryBytes: number, budget: number): number {
+  const fit = Math.floor(budget / summaryBytes) - 1;
+  return Math.max(1, Math.min(workers, fit));
+}
+
 /** The shard that holds `layer`. */
 function ownerOf(shards: readonly LayerRange[], layer: number): number {
   const i = shards.findIndex((s) => s.first <= layer && layer < s.end);
