@@ -224,7 +224,7 @@ function routingSummary(
   );
 }
 
-/** The two losses a step reports, of the registry's eleven: the others would be computed every step for nothing. */
+/** The losses a step reports (its LBL, per micro-batch or global, and the z-loss): the registry's other eight would be computed every step for nothing. */
 const reportedLosses = lossDescriptors.filter((d) =>
   ["lbl.micro_batch", "lbl.global", "z_loss.olmoe"].includes(lossName(d)),
 );

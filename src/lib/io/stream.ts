@@ -219,7 +219,7 @@ export function summaryForPlan(
 }
 
 /** The sentence for a bad value at `values[bad]`, `values` starting at the file's row `row`. */
-export function invalidValue(
+function invalidValue(
   source: ByteSource,
   plan: { tokens: number; experts: number },
   row: number,
