@@ -127,3 +127,76 @@ test("the your-logits pipeline routes each row once: the replay takes the summar
   assert.deepEqual(listening.replay.maxVio, alone.replay.maxVio);
   assert.deepEqual(listening.replay.biasFirstLayer.at(-1), alone.replay.biasFirstLayer.at(-1));
 });
+
+/**
+ * The replay's definition written plainly: per layer, batches of `batchTokens`
+ * tokens, each routed by biasedTopKRow (the top-k of p + b, ties to the lower
+ * index) on the exact softmax, the bias updated after each batch.
+ */
+async function plainReplay(
+  data: Float32Array,
+  L: number,
+  T: number,
+  E: number,
+  k: number,
+  rate: number,
+  batch: number,
+) {
+  const { softmaxRow, topKRow, biasedTopKRow } = await import("../src/lib/routing.js");
+  const maxVio: number[][] = [];
+  const maxVioUnbiased: number[][] = [];
+  const biasFirstLayer: number[][] = [];
+  const p = new Float64Array(E);
+  const scores = new Float64Array(E);
+  const chosen = new Int32Array(k);
+  for (let l = 0; l < L; l++) {
+    let bias: Float64Array = new Float64Array(E);
+    maxVio.push([]);
+    maxVioUnbiased.push([]);
+    for (let first = 0; first < T; first += batch) {
+      const end = Math.min(T, first + batch);
+      const biased = new Float64Array(E);
+      const plain = new Float64Array(E);
+      for (let t = first; t < end; t++) {
+        softmaxRow(data, (l * T + t) * E, E, p);
+        topKRow(p, E, k, chosen);
+        for (const e of chosen) plain[e]++;
+        biasedTopKRow(p, bias, 0, E, k, scores, chosen);
+        for (const e of chosen) biased[e]++;
+      }
+      maxVio[l].push(maxVioOfLoad(biased, end - first, k));
+      maxVioUnbiased[l].push(maxVioOfLoad(plain, end - first, k));
+      bias = updateBias(bias, biased, E, end - first, k, rate, "sign");
+      if (l === 0) biasFirstLayer.push(Array.from(bias));
+    }
+  }
+  return { batchTokens: batch, maxVio, maxVioUnbiased, biasFirstLayer };
+}
+
+test("the bias replay (scored by falling bias, stopping at its bound) picks exactly the top-k of p + b: ties, large biases, k = E", async () => {
+  const { BiasReplayBuilder } = await import("../src/lib/loss-free.js");
+  for (const [E, k] of [
+    [8, 2],
+    [64, 8],
+    [64, 1],
+    [16, 16],
+  ])
+    for (const rate of [1e-3, 0.1])
+      for (const rounded of [false, true]) {
+        const [L, T, batch] = [2, 1500, 50];
+        const normal = normalGenerator(E * 31 + k);
+        const data = Float32Array.from({ length: L * T * E }, (_, i) => 1.5 * normal() + (i % E) * 0.02);
+        if (rounded) for (let i = 0; i < data.length; i++) data[i] = Math.round(data[i]); // many ties
+        const replay = new BiasReplayBuilder({ layers: L, tokens: T, experts: E }, k, rate, batch);
+        replay.addRows(data, L * T);
+        const expected = await plainReplay(data, L, T, E, k, rate, batch);
+        assert.deepEqual(replay.replay, expected, `E ${E}, k ${k}, rate ${rate}${rounded ? ", ties" : ""}`);
+        // the bias changed some choices (not with k = E: every expert takes every token)
+        const unbiased = expected.maxVioUnbiased.flat();
+        if (k < E)
+          assert.ok(
+            expected.maxVio.flat().some((v, i) => v !== unbiased[i]),
+            `the bias changed no batch's load (E ${E}, k ${k}, rate ${rate})`,
+          );
+      }
+});

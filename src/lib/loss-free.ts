@@ -163,8 +163,14 @@ export class BiasReplayBuilder {
   private inBatch = 0;
   private rowsDone = 0;
   private readonly p: Float64Array;
-  private readonly scores: Float64Array;
+  /** The biased choice being built, and its scores (sorted, ties by index). */
   private readonly chosen: Int32Array;
+  private readonly held: Float64Array;
+  private readonly plainChosen: Int32Array;
+  /** 1 for the row's plain top-k, while the row is counted. */
+  private readonly inPlain: Uint8Array;
+  /** The experts by falling bias. */
+  private readonly byBias: Int32Array;
   readonly replay: BiasReplay;
 
   constructor(
@@ -180,8 +186,11 @@ export class BiasReplayBuilder {
     this.batchLoad = new Float64Array(E);
     this.plainLoad = new Float64Array(E);
     this.p = new Float64Array(E);
-    this.scores = new Float64Array(E);
     this.chosen = new Int32Array(topK);
+    this.held = new Float64Array(topK);
+    this.plainChosen = new Int32Array(topK);
+    this.inPlain = new Uint8Array(E);
+    this.byBias = Int32Array.from({ length: E }, (_, e) => e);
     this.replay = {
       batchTokens,
       maxVio: Array.from({ length: shape.layers }, () => []),
@@ -197,42 +206,96 @@ export class BiasReplayBuilder {
    */
   addRows(data: ArrayLike<number>, count: number): void {
     const { tokens, experts: E } = this.shape;
-    const { topK, p, chosen } = this;
+    const { topK, p } = this;
     for (let r = 0; r < count; r++, this.rowsDone++) {
       const layer = Math.floor(this.rowsDone / tokens);
       const token = this.rowsDone - layer * tokens;
       if (token === 0) this.startLayer();
       if (this.replay.maxVio[layer].length >= this.maxBatches) continue;
       softmaxRow(data, r * E, E, p);
-      topKRow(p, E, topK, chosen);
+      topKRow(p, E, topK, this.plainChosen);
       routingCounter.rows++;
-      this.countRow(layer, token, p, chosen);
+      this.countRow(layer, token, p, 1, this.plainChosen);
     }
   }
 
   /**
    * A `RowListener` for `SummaryBuilder`: takes each row's probabilities
-   * (`exps[e]·inv`) and plain top-k from the summary, and adds only the
-   * biased choice.
+   * (`exps[e]·inv`) and plain top-k from the summary (built without a
+   * selection bias: `chosen` must be the row's plain top-k), and adds only
+   * the biased choice.
    */
   readonly onRow = (layer: number, token: number, exps: Float64Array, inv: number, plainChosen: Int32Array): void => {
     if (token === 0) this.startLayer();
     if (this.replay.maxVio[layer].length >= this.maxBatches) return;
-    const { p } = this;
-    for (let e = 0; e < p.length; e++) p[e] = exps[e] * inv;
-    this.countRow(layer, token, p, plainChosen);
+    this.countRow(layer, token, exps, inv, plainChosen);
   };
 
-  private countRow(layer: number, token: number, p: Float64Array, plainChosen: Int32Array): void {
-    const { topK, scores, chosen } = this;
-    for (let i = 0; i < topK; i++) this.plainLoad[plainChosen[i]]++;
-    biasedTopKRow(p, this.bias, 0, p.length, topK, scores, chosen);
-    for (let i = 0; i < topK; i++) this.batchLoad[chosen[i]]++;
+  /**
+   * Counts a row's plain choice and its choice by `p + b` (`p = exps·inv`):
+   * the top-k of `p + b` that biasedTopKRow picks (ties to the lower index),
+   * found without scoring every expert. The plain top-k are scored first;
+   * every other expert has `p ≤ p_k`, the smallest of theirs, so its score
+   * is at most `p_k + b_e`. Scanning the experts by falling bias, the scan
+   * stops at the first whose bound cannot beat the k-th best score held:
+   * no later one can. (The bound uses p_k with a 1e-12 relative margin: the
+   * lab's fast exp is within 1e-13 of exp, so even a rounding that breaks
+   * its monotonicity cannot let an expert past it.) The scan had cost 0.7×
+   * the summary pass itself when it scored all E experts.
+   */
+  private countRow(layer: number, token: number, exps: Float64Array, inv: number, plainChosen: Int32Array): void {
+    const { topK, chosen, held, inPlain, bias, byBias, plainLoad, batchLoad } = this;
+    let pk = Infinity;
+    for (let i = 0; i < topK; i++) {
+      const c = plainChosen[i];
+      plainLoad[c]++;
+      inPlain[c] = 1;
+      const p = exps[c] * inv;
+      if (p < pk) pk = p;
+      this.hold(i, p + bias[c], c);
+    }
+    const bound = pk * (1 + 1e-12);
+    for (let j = 0; j < byBias.length; j++) {
+      const e = byBias[j];
+      const b = bias[e];
+      if (bound + b < held[topK - 1]) break;
+      if (inPlain[e]) continue;
+      const z = exps[e] * inv + b;
+      if (z > held[topK - 1] || (z === held[topK - 1] && e < chosen[topK - 1])) this.hold(topK - 1, z, e);
+    }
+    for (let i = 0; i < topK; i++) {
+      batchLoad[chosen[i]]++;
+      inPlain[plainChosen[i]] = 0;
+    }
     if (++this.inBatch === this.replay.batchTokens || token === this.shape.tokens - 1) this.closeBatch(layer);
+  }
+
+  /**
+   * Puts expert `e` with score `z` into the held list, which is sorted by
+   * score, ties by expert index (biasedTopKRow's order), dropping whatever
+   * stood at `slot` (the first free slot, or the last).
+   */
+  private hold(slot: number, z: number, e: number): void {
+    const { held, chosen } = this;
+    let i = slot;
+    while (i > 0 && (z > held[i - 1] || (z === held[i - 1] && e < chosen[i - 1]))) {
+      held[i] = held[i - 1];
+      chosen[i] = chosen[i - 1];
+      i--;
+    }
+    held[i] = z;
+    chosen[i] = e;
+  }
+
+  /** The experts by falling bias (ties by index), after each change of the bias. */
+  private sortByBias(): void {
+    const { bias } = this;
+    this.byBias.sort((a, b) => bias[b] - bias[a] || a - b);
   }
 
   private startLayer(): void {
     this.bias = new Float64Array(this.shape.experts);
+    this.sortByBias();
     this.batchLoad.fill(0);
     this.plainLoad.fill(0);
     this.inBatch = 0;
@@ -243,6 +306,7 @@ export class BiasReplayBuilder {
     this.replay.maxVio[layer].push(maxVioOfLoad(this.batchLoad, this.inBatch, this.topK));
     this.replay.maxVioUnbiased[layer].push(maxVioOfLoad(this.plainLoad, this.inBatch, this.topK));
     this.bias = updateBias(this.bias, this.batchLoad, experts, this.inBatch, this.topK, this.rate, this.rule);
+    this.sortByBias();
     if (layer === 0) this.replay.biasFirstLayer.push(Array.from(this.bias));
     this.batchLoad.fill(0);
     this.plainLoad.fill(0);
