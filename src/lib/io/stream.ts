@@ -174,28 +174,44 @@ export async function streamLogits(
     return { segment, from, to };
   });
   const total = parts.reduce((n, p) => n + (p.to - p.from) * experts * elementBytes[p.segment.type], 0);
-  let done = 0;
-  let row = firstRow;
-  for (const { segment, from, to } of parts) {
+  // The chunks in file order; each is read while the one before it is summarised
+  // (a read goes through the browser's file machinery, off this thread).
+  const chunks = parts.flatMap(({ segment, from, to }) => {
     const rowBytes = experts * elementBytes[segment.type];
     const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
-    for (let first = from; first < to; first += rowsPerChunk) {
-      const count = Math.min(rowsPerChunk, to - first);
-      const bytes = await source.read(segment.start + first * rowBytes, segment.start + (first + count) * rowBytes);
-      if (bytes.length !== count * rowBytes)
-        throw new LabInputError(
-          `${source.name} ended early: expected ${count * rowBytes} bytes at offset ${segment.start + first * rowBytes}, read ${bytes.length}`,
-        );
-      const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
-      if (!options.consumerChecksValues) {
-        const bad = firstInvalidLogit(values);
-        if (bad >= 0) throw invalidValue(source, plan, row, values, bad);
-      }
-      onRows(values, count);
-      row += count;
-      done += bytes.length;
-      onProgress(done, total);
+    const list = [];
+    for (let first = from; first < to; first += rowsPerChunk)
+      list.push({
+        segment,
+        rowBytes,
+        start: segment.start + first * rowBytes,
+        count: Math.min(rowsPerChunk, to - first),
+      });
+    return list;
+  });
+  const read = (i: number) => source.read(chunks[i].start, chunks[i].start + chunks[i].count * chunks[i].rowBytes);
+  let done = 0;
+  let row = firstRow;
+  let next = chunks.length ? read(0) : null;
+  for (let i = 0; i < chunks.length; i++) {
+    const { segment, rowBytes, start, count } = chunks[i];
+    const bytes = await next!;
+    next = i + 1 < chunks.length ? read(i + 1) : null;
+    // a read abandoned below (an error thrown) must not be reported as unhandled
+    next?.catch(() => {});
+    if (bytes.length !== count * rowBytes)
+      throw new LabInputError(
+        `${source.name} ended early: expected ${count * rowBytes} bytes at offset ${start}, read ${bytes.length}`,
+      );
+    const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
+    if (!options.consumerChecksValues) {
+      const bad = firstInvalidLogit(values);
+      if (bad >= 0) throw invalidValue(source, plan, row, values, bad);
     }
+    onRows(values, count);
+    row += count;
+    done += bytes.length;
+    onProgress(done, total);
   }
 }
 
