@@ -69,6 +69,7 @@ export function heatmap(
     diverging?: boolean;
     scheme?: Plot.ColorScheme;
     rowLabels?: readonly string[];
+    tip?: boolean;
   },
 ): HTMLElement {
   const cells: { row: string | number; column: number; value: number }[] = [];
@@ -98,7 +99,7 @@ export function heatmap(
             legend: true,
             label: options.legend,
           },
-      marks: [Plot.cell(cells, { x: "column", y: "row", fill: "value", tip: true, inset: 0.5 })],
+      marks: [Plot.cell(cells, { x: "column", y: "row", fill: "value", tip: options.tip ?? true, inset: 0.5 })],
     },
     options,
   );
@@ -107,10 +108,10 @@ export function heatmap(
 /** Lines over steps, one per series. */
 export function stepLines(
   points: readonly { step: number; value: number; series: string }[],
-  options: FigureOptions & { y: string; x?: string; logY?: boolean; zero?: boolean; smooth?: number },
+  options: FigureOptions & { y: string; x?: string; logY?: boolean; zero?: boolean; smooth?: number; tip?: boolean },
 ): HTMLElement {
   // Optional moving average over `smooth` steps, drawn over the raw series in a lighter tone.
-  const line = { x: "step", y: "value", stroke: "series", tip: true } as const;
+  const line = { x: "step", y: "value", stroke: "series", tip: options.tip ?? true } as const;
   const marks = options.smooth
     ? [
         Plot.lineY(points, { ...line, strokeOpacity: 0.25, tip: false }),
