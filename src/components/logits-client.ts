@@ -83,41 +83,33 @@ export function defaultShardWorkers(): number {
 }
 
 export class LogitsClient {
-  private readonly workers: WorkerClient[] = [];
-  /** The last inspected file's layer shards, one per worker that has read its header. */
-  private shards: LayerRange[] = [];
-  /** The last inspected file, for the memory its shards' summaries would take. */
+  private readonly workers: WorkerClient[];
+  /** How many workers have read the last inspected file's header (the first of them). */
+  private readers = 0;
+  /** The last inspected file: its layers, and the memory its shards' summaries would take. */
   private description: FileDescription | null = null;
 
-  constructor(
-    private readonly workerUrl: string,
-    private readonly maxWorkers = defaultShardWorkers(),
-  ) {
+  constructor(workerUrl: string, workers = defaultShardWorkers()) {
     // All of them now, with the page: once a file is chosen, nothing is fetched (the page
     // promises that nothing goes over the network while a file is read).
-    for (let i = 0; i < maxWorkers; i++) this.workers.push(new WorkerClient(workerUrl));
-  }
-
-  private worker(i: number): WorkerClient {
-    while (this.workers.length <= i) this.workers.push(new WorkerClient(this.workerUrl));
-    return this.workers[i];
+    this.workers = Array.from({ length: workers }, () => new WorkerClient(workerUrl));
   }
 
   /** Reads a file's header (in every worker that will read a shard of it); supersedes every earlier request. */
   async inspect(file: Blob, name: string): Promise<FileDescription> {
     for (const w of this.workers) w.cancel();
-    this.shards = [];
+    this.readers = 0;
     this.description = null;
-    const message = await this.worker(0).request({ type: "inspect", file, name });
+    const message = await this.workers[0].request({ type: "inspect", file, name });
     if (message.type !== "described") throw new Error(`unexpected reply ${message.type}`);
     const description = message.file;
     // A file read whole lives in one worker; a streamed one is read by up to one worker per layer.
-    const shards = layerShards(description.layers, description.whole ? 1 : this.maxWorkers);
+    const readers = description.whole ? 1 : Math.min(this.workers.length, description.layers);
     const others = await Promise.all(
-      shards.slice(1).map((_, i) => this.worker(i + 1).request({ type: "inspect", file, name })),
+      this.workers.slice(1, readers).map((w) => w.request({ type: "inspect", file, name })),
     );
     if (others.some((m) => m.type !== "described")) throw new Error("a worker could not read the file's header");
-    this.shards = shards;
+    this.readers = readers;
     this.description = description;
     return description;
   }
@@ -127,31 +119,27 @@ export class LogitsClient {
    * sums (zero outside its own), so a file cut into many sequences reads over
    * fewer workers, as many as fit SHARDED_SUMMARY_BYTES with the merged copy.
    */
-  private shardsFor(request: SummarizeRequest): (LayerRange | undefined)[] {
-    const description = this.description;
-    if (!description || this.shards.length <= 1) return [undefined];
+  private shardsFor(description: FileDescription, request: SummarizeRequest): LayerRange[] {
     const sequences = request.sequenceLengths?.length ?? description.sequenceLengths?.length ?? 1;
-    const count = shardsWithin(this.shards.length, summaryBytes(description, sequences), SHARDED_SUMMARY_BYTES);
-    return count === 1 ? [undefined] : layerShards(description.layers, count);
+    const count = shardsWithin(this.readers, summaryBytes(description, sequences), SHARDED_SUMMARY_BYTES);
+    return layerShards(description.layers, count);
   }
 
   /** Streams every row of the last inspected file into a routing summary and a bias replay. */
   async summarize(request: SummarizeRequest, onProgress?: (done: number, total: number) => void): Promise<Summarized> {
-    const shards = this.shardsFor(request);
+    if (!this.description) throw new Error("no file has been read yet");
+    const shards = this.shardsFor(this.description, request);
     const progress = shards.map(() => ({ done: 0, total: 0 }));
     const settled = await Promise.allSettled(
       shards
         .map(async (layers, i) => {
-          const message = await this.worker(i).request(
-            { type: "summarize", ...request, ...(layers && shards.length > 1 ? { layers } : {}) },
-            (done, total) => {
-              progress[i] = { done, total };
-              onProgress?.(
-                progress.reduce((n, p) => n + p.done, 0),
-                progress.reduce((n, p) => n + p.total, 0),
-              );
-            },
-          );
+          const message = await this.workers[i].request({ type: "summarize", ...request, layers }, (done, total) => {
+            progress[i] = { done, total };
+            onProgress?.(
+              progress.reduce((n, p) => n + p.done, 0),
+              progress.reduce((n, p) => n + p.total, 0),
+            );
+          });
           if (message.type !== "summarized") throw new Error(`unexpected reply ${message.type}`);
           const { type: _type, id: _id, ...result } = message;
           return result;
@@ -160,7 +148,7 @@ export class LogitsClient {
           // A failed shard stops the later ones (their errors could only be later in the file); the
           // earlier ones go on, so the error shown is the file's first, as one worker would report it.
           answer.catch((error) => {
-            for (let j = i + 1; j < shards.length; j++) this.worker(j).cancel();
+            for (let j = i + 1; j < shards.length; j++) this.workers[j].cancel();
             throw error;
           }),
         ),
@@ -168,10 +156,7 @@ export class LogitsClient {
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
     const parts = settled.map((s) => (s as PromiseFulfilledResult<Summarized>).value);
-    return mergeSummarized(
-      parts,
-      shards.length > 1 ? (shards as LayerRange[]) : [{ first: 0, end: parts[0].summary.layers }],
-    );
+    return mergeSummarized(parts, shards);
   }
 
   terminate(): void {
