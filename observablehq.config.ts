@@ -1,6 +1,9 @@
 // Observable Framework configuration. Every URL in the built site is
 // relative, so one build works under any sub-path (GitHub Pages serves a
 // project at /<repository>/); `base` only matters for 404.html.
+import type MarkdownIt from "markdown-it";
+import { buildCopyPlugin } from "./tools/build-copy-plugin.js";
+
 export default {
   title: "MoE Balance Lab",
   root: "src",
@@ -27,4 +30,6 @@ export default {
   ],
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,
+  // ```build-copy NAME fences: tables of OLMoE-mini's numbers computed at build time, in the HTML itself.
+  markdownIt: (md: MarkdownIt) => md.use(buildCopyPlugin),
 };

@@ -45,3 +45,19 @@ export function inView(element: Element, margin = "200px"): Promise<void> {
     observer.observe(element);
   });
 }
+
+/** A fragment parsed from HTML that the lab's own renderers wrote (src/components/real-tables.ts). */
+export function fromHtml(markup: string): DocumentFragment {
+  const template = document.createElement("template");
+  template.innerHTML = markup;
+  return template.content;
+}
+
+/**
+ * Removes the copy of a table that the build wrote into the page (a
+ * ```build-copy NAME fence, tools/build-copy-plugin.js): the cell that calls
+ * this is about to display the same table, or its live successor, itself.
+ */
+export function replaceBuildCopy(name: string): void {
+  document.querySelector(`[data-build-copy="${name}"]`)?.remove();
+}

@@ -571,14 +571,30 @@ async function tableNumbers(page: Page, selector: string): Promise<number[][]> {
   );
 }
 
+/** The numbers of the table that the build wrote into a page's HTML (a ```build-copy fence), row by row. */
+function builtCopyNumbers(page: string, name: string): number[][] {
+  const html = readFileSync(`${dist}${page}.html`, "utf8");
+  const start = html.indexOf(`<div data-build-copy="${name}">`);
+  assert.ok(start >= 0, `no build-time copy of ${name} in ${page}.html`);
+  const body = /<tbody>(.*?)<\/tbody>/s.exec(html.slice(start))![1];
+  return [...body.matchAll(/<tr>(.*?)<\/tr>/gs)].map((row) =>
+    [...row[1].matchAll(/<td class="number"[^>]*>([^<]*)<\/td>/g)].map((cell) => Number(cell[1])),
+  );
+}
+
 test(
   "first paint from the build, then live: z-loss and granularity show build-time numbers at once, and the live run agrees",
   { timeout: testTimeout },
   async () => {
+    // The built HTML itself holds the build-time table (it paints before any script runs) ...
+    const copiedRows = builtCopyNumbers("z-loss", "real-z");
+    assert.ok(copiedRows.length === 4 && copiedRows.every((r) => r.length === 5), JSON.stringify(copiedRows));
     const { page, problems } = await open("z-loss");
     await page.locator("[data-testid=real-z][data-source=build]").waitFor();
+    // ... and the page's cell, drawing the same table from the data loader's summaries, replaces it with equal numbers.
+    await page.locator("[data-build-copy]").waitFor({ state: "detached" });
     const buildRows = await tableNumbers(page, "[data-testid=real-z]");
-    assert.ok(buildRows.length > 0 && buildRows.every((r) => r.length >= 5), JSON.stringify(buildRows));
+    assert.deepEqual(buildRows, copiedRows);
     await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
     await page.locator("[data-testid=real-z][data-source=live]").waitFor();
     const liveRows = await tableNumbers(page, "[data-testid=real-z]");
@@ -597,10 +613,14 @@ test(
     );
     await page.close();
 
+    const copiedValues = builtCopyNumbers("granularity", "real-granularity").flat();
+    assert.equal(copiedValues.length, 4);
     const g = await open("granularity");
     await g.page.locator("[data-testid=real-granularity][data-source=build]").waitFor();
+    await g.page.locator("[data-build-copy]").waitFor({ state: "detached" });
     const value = (id: string) => g.page.getByTestId(id).textContent().then(Number);
     const buildValues = await Promise.all(["real-switch", "real-sequence", "real-micro", "real-global"].map(value));
+    assert.deepEqual(buildValues, copiedValues);
     await g.page.getByTestId("real-anchor").scrollIntoViewIfNeeded();
     await g.page.locator("[data-testid=real-granularity][data-source=live]").waitFor();
     const liveValues = await Promise.all(["real-switch", "real-sequence", "real-micro", "real-global"].map(value));

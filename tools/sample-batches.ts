@@ -1,0 +1,84 @@
+/**
+ * The sample batches the z-loss and granularity pages route through
+ * OLMoE-mini, routed in Node by onnxruntime-node with the same tokenizer,
+ * sample sequences, windowing and summary code the pages run in the reader's
+ * browser. Two consumers at build time: the data loader
+ * `src/data/sample-batches.json.ts` (the pages' build-time numbers as data) and
+ * `tools/build-copies.ts` (the same numbers as HTML in the built page, so that
+ * they paint before any script runs).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import * as ort from "onnxruntime-node";
+import { forwardFeeds, overrideShapeOf } from "../src/lib/model/route-overrides.js";
+import { olmoeMini } from "../src/lib/model/olmoe-mini.js";
+import { Tokenizer } from "../src/lib/model/tokenizer.js";
+import { sampleSequences } from "../src/lib/model/sample-sequences.js";
+import { joinWindows } from "../src/lib/model/windows.js";
+import { summarizeBatch, type RoutingSummary } from "../src/lib/summary.js";
+import type { SummaryJson } from "../src/components/build-time.js";
+import { readSampleFiles } from "./sample-files.js";
+
+/** One routed batch: each sequence's domain, and the batch's summary as plain arrays. */
+export interface SampleBatchJson {
+  domains: string[];
+  summary: SummaryJson;
+}
+
+/** Per checkpoint: 2 sequences per domain (the z-loss page) and 4 (granularity). */
+export type SampleBatchesJson = Record<string, { perDomain2: SampleBatchJson; perDomain4: SampleBatchJson }>;
+
+/** Sums over ≤ 128 tokens, kept to float32's precision: the live run computes from float32 logits too. */
+const compact = (values: ArrayLike<number>): number[] =>
+  Array.from(values, (v) => Number(Math.fround(v).toPrecision(9)));
+
+function serialise(summary: RoutingSummary): SummaryJson {
+  return {
+    layers: summary.layers,
+    experts: summary.experts,
+    topK: summary.topK,
+    tokens: summary.tokens,
+    sequenceLengths: [...summary.sequenceLengths],
+    probSum: compact(summary.probSum),
+    load: Array.from(summary.load),
+    logSumExpSquareSum: compact(summary.logSumExpSquareSum),
+    maxLogit: summary.maxLogit,
+  };
+}
+
+/** Every checkpoint found under `root`/data/models, routed; the others are left out. */
+export async function routeSampleBatches(root: URL): Promise<SampleBatchesJson> {
+  const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
+  const samples = readSampleFiles(root);
+  const out: SampleBatchesJson = {};
+  for (const checkpoint of olmoeMini.checkpoints) {
+    const path = new URL(`data/models/${checkpoint}.onnx`, root);
+    if (!existsSync(path)) continue;
+    const session = await ort.InferenceSession.create(path.pathname);
+    const batches: Partial<SampleBatchesJson[string]> = {};
+    // Each sequence routed alone, as the pages do.
+    for (const perDomain of [2, 4] as const) {
+      const sequences = sampleSequences(tokenizer, samples, 128, perDomain);
+      const parts = [];
+      for (const { ids } of sequences) {
+        const result = await session.run(
+          forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), ids, 1, ids.length),
+        );
+        const router = result.router_logits;
+        const bias = result.expert_bias;
+        parts.push({
+          router: router.data as Float32Array,
+          dims: [...router.dims],
+          topK: olmoeMini.topK,
+          bias: bias ? (bias.data as Float32Array) : null,
+        });
+      }
+      batches[`perDomain${perDomain}`] = {
+        domains: sequences.map((s) => s.domain),
+        summary: serialise(summarizeBatch(joinWindows(parts))),
+      };
+    }
+    out[checkpoint] = batches as SampleBatchesJson[string];
+    await session.release();
+  }
+  return out;
+}
