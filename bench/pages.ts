@@ -40,6 +40,7 @@ export async function benchPages(): Promise<BenchRow[]> {
     for (const [path, table, anchor] of [
       ["z-loss", "real-z", "z-anchor"],
       ["granularity", "real-granularity", "real-anchor"],
+      ["ablation", "side-by-side", "side-anchor"],
     ] as const) {
       const first: number[] = [];
       const live: number[] = [];
@@ -93,7 +94,7 @@ export async function benchPages(): Promise<BenchRow[]> {
     const settled = () =>
       page.waitForFunction(
         () => {
-          const el = document.querySelector("[data-testid=side-by-side]");
+          const el = document.querySelector("[data-testid=side-by-side][data-source=live]");
           return !!el && !el.querySelector("[data-testid=model-progress]") && !!el.querySelector(".tokens");
         },
         null,

@@ -12,9 +12,12 @@
 import { lossRecord } from "../src/lib/losses/index.js";
 import { summaryOfJson } from "../src/components/build-time.js";
 import { granularityTable, zLossRow, zLossTable } from "../src/components/real-tables.js";
-import { routeSampleBatches } from "./sample-batches.js";
+import { sideBySideHtml, sideCardHtml } from "../src/components/side-by-side.js";
+import { summarizeBatch } from "../src/lib/summary.js";
+import { routeSampleBatches, routeSideBySide } from "./sample-batches.js";
 
-const batches = await routeSampleBatches(new URL("../", import.meta.url));
+const root = new URL("../", import.meta.url);
+const batches = await routeSampleBatches(root);
 const checkpoints = Object.keys(batches);
 const copies: Record<string, string> = {};
 if (checkpoints.length) {
@@ -34,4 +37,15 @@ if (checkpoints.length) {
     "build",
   );
 }
+// The ablation's side-by-side opens on the first sample (Python), its first 120 tokens, layer 0.
+const side = await routeSideBySide(root, "python", 120);
+if (side.batches.length)
+  copies["side-by-side"] = sideBySideHtml(
+    side.batches.map(({ checkpoint, batch }) =>
+      sideCardHtml({ checkpoint, batch, record: lossRecord(summarizeBatch(batch), 1) }, side.ids, 0, side.tokenizer),
+    ),
+    "build",
+    "python",
+    0,
+  );
 process.stdout.write(JSON.stringify(copies));

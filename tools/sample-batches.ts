@@ -45,40 +45,75 @@ function serialise(summary: RoutingSummary): SummaryJson {
   };
 }
 
-/** Every checkpoint found under `root`/data/models, routed; the others are left out. */
-export async function routeSampleBatches(root: URL): Promise<SampleBatchesJson> {
+/** The tokenizer, the sample texts and a session per checkpoint found under `root`/data/models. */
+export function sampleInputs(root: URL) {
   const tokenizer = new Tokenizer(JSON.parse(readFileSync(new URL("data/tokenizer.json", root), "utf8")));
   const samples = readSampleFiles(root);
+  const checkpoints = olmoeMini.checkpoints.filter((c) => existsSync(new URL(`data/models/${c}.onnx`, root)));
+  const session = (checkpoint: string) =>
+    ort.InferenceSession.create(new URL(`data/models/${checkpoint}.onnx`, root).pathname);
+  return { tokenizer, samples, checkpoints, session };
+}
+
+/** Sequences routed one at a time, as the pages route them, and joined into one batch. */
+async function routeEach(session: ort.InferenceSession, sequences: readonly (readonly number[])[]) {
+  const parts = [];
+  for (const ids of sequences) {
+    const result = await session.run(
+      forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), [...ids], 1, ids.length),
+    );
+    const router = result.router_logits;
+    const bias = result.expert_bias;
+    parts.push({
+      router: router.data as Float32Array,
+      dims: [...router.dims],
+      topK: olmoeMini.topK,
+      bias: bias ? (bias.data as Float32Array) : null,
+    });
+  }
+  return joinWindows(parts);
+}
+
+/** Every checkpoint found under `root`/data/models, routed; the others are left out. */
+export async function routeSampleBatches(root: URL): Promise<SampleBatchesJson> {
+  const { tokenizer, samples, checkpoints, session: open } = sampleInputs(root);
   const out: SampleBatchesJson = {};
-  for (const checkpoint of olmoeMini.checkpoints) {
-    const path = new URL(`data/models/${checkpoint}.onnx`, root);
-    if (!existsSync(path)) continue;
-    const session = await ort.InferenceSession.create(path.pathname);
+  for (const checkpoint of checkpoints) {
+    const session = await open(checkpoint);
     const batches: Partial<SampleBatchesJson[string]> = {};
-    // Each sequence routed alone, as the pages do.
     for (const perDomain of [2, 4] as const) {
       const sequences = sampleSequences(tokenizer, samples, 128, perDomain);
-      const parts = [];
-      for (const { ids } of sequences) {
-        const result = await session.run(
-          forwardFeeds(ort.Tensor, session.inputNames, overrideShapeOf(olmoeMini), ids, 1, ids.length),
-        );
-        const router = result.router_logits;
-        const bias = result.expert_bias;
-        parts.push({
-          router: router.data as Float32Array,
-          dims: [...router.dims],
-          topK: olmoeMini.topK,
-          bias: bias ? (bias.data as Float32Array) : null,
-        });
-      }
       batches[`perDomain${perDomain}`] = {
         domains: sequences.map((s) => s.domain),
-        summary: serialise(summarizeBatch(joinWindows(parts))),
+        summary: serialise(
+          summarizeBatch(
+            await routeEach(
+              session,
+              sequences.map((s) => s.ids),
+            ),
+          ),
+        ),
       };
     }
     out[checkpoint] = batches as SampleBatchesJson[string];
     await session.release();
   }
   return out;
+}
+
+/**
+ * The ablation page's side-by-side as it opens: the first `tokens` tokens of
+ * one sample text, routed by every checkpoint (the page does the same in its
+ * worker, src/ablation.md).
+ */
+export async function routeSideBySide(root: URL, sample: string, tokens: number) {
+  const { tokenizer, samples, checkpoints, session: open } = sampleInputs(root);
+  const ids = tokenizer.encode(samples[sample]).slice(0, tokens);
+  const batches = [];
+  for (const checkpoint of checkpoints) {
+    const session = await open(checkpoint);
+    batches.push({ checkpoint, batch: await routeEach(session, [ids]) });
+    await session.release();
+  }
+  return { ids, tokenizer, batches };
 }

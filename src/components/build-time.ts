@@ -61,3 +61,24 @@ export function fromHtml(markup: string): DocumentFragment {
 export function replaceBuildCopy(name: string): void {
   document.querySelector(`[data-build-copy="${name}"]`)?.remove();
 }
+
+/** The side-by-side cards that the build wrote into the page, by checkpoint, and the sample and layer they show. */
+export interface BuiltCards {
+  sample: string;
+  layer: number;
+  cards: Map<string, Element>;
+}
+
+/**
+ * Reads the cards of a build-time copy (`data-checkpoint` on each) without
+ * removing it: the cell that shows them calls `replaceBuildCopy` once it has
+ * displayed its own. Null where the build wrote none.
+ */
+export function builtCards(name: string): BuiltCards | null {
+  const grid = document.querySelector(`[data-build-copy="${name}"] [data-sample]`) as HTMLElement | null;
+  if (!grid) return null;
+  const cards = new Map(
+    [...grid.querySelectorAll("[data-checkpoint]")].map((card) => [card.getAttribute("data-checkpoint") ?? "", card]),
+  );
+  return { sample: grid.dataset.sample ?? "", layer: Number(grid.dataset.layer), cards };
+}

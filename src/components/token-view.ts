@@ -2,21 +2,23 @@
 // the batch's top-k experts and gate weights on hover. With a selection bias (the
 // loss-free checkpoint) experts are ranked by p + bias, as the model chose
 // them; the gates shown stay the unbiased p.
-import { html } from "htl";
+//
+// Rendered as an HTML string (no DOM), so that the build can write the
+// ablation's side-by-side into the page (tools/build-copies.ts) with the same
+// code the page runs; `tokenView` parses it into an element for the cells.
 import { biasedTopKRow, softmaxRow } from "../lib/routing.js";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
 import type { LogitsBatch } from "../lib/types.js";
+import { escapeHtml } from "./real-tables.js";
 
 /** A stable, well-spread colour per expert (golden-angle hues). */
 export const expertColor = (expert: number): string => `hsl(${(expert * 137.508) % 360} 70% 85%)`;
 
+/** The tokenizer's one job here: a token's text. */
+export type TokenText = Pick<Tokenizer, "tokenText">;
+
 /** `batch`'s first sequence is `ids`; its top-k and selection bias rank the experts as the model chose them. */
-export function tokenView(
-  ids: readonly number[],
-  batch: LogitsBatch,
-  layer: number,
-  tokenizer: Tokenizer,
-): HTMLElement {
+export function tokenViewHtml(ids: readonly number[], batch: LogitsBatch, layer: number, tokenizer: TokenText): string {
   const { logits, topK, selectionBias } = batch;
   const E = logits.experts,
     T = logits.tokens;
@@ -28,7 +30,19 @@ export function tokenView(
     biasedTopKRow(p, selectionBias, layer * E, E, topK, scores, chosen);
     const detail = Array.from(chosen, (e) => `expert ${e}: gate ${p[e].toFixed(3)}`).join("\n");
     const text = tokenizer.tokenText(id);
-    return html`<span class="token" style=${`background:${expertColor(chosen[0])}`} title=${`"${text}" → top-1 expert ${chosen[0]}\n${detail}`} data-expert=${chosen[0]} data-token=${t}>${text}</span>`;
+    const title = `"${text}" → top-1 expert ${chosen[0]}\n${detail}`;
+    return `<span class="token" style="background:${expertColor(chosen[0])}" title="${escapeHtml(title)}" data-expert="${chosen[0]}" data-token="${t}">${escapeHtml(text)}</span>`;
   });
-  return html`<div class="tokens" data-testid="tokens">${spans}</div>`;
+  return `<div class="tokens" data-testid="tokens">${spans.join("")}</div>`;
+}
+
+export function tokenView(
+  ids: readonly number[],
+  batch: LogitsBatch,
+  layer: number,
+  tokenizer: TokenText,
+): HTMLElement {
+  const template = document.createElement("template");
+  template.innerHTML = tokenViewHtml(ids, batch, layer, tokenizer);
+  return template.content.firstElementChild as HTMLElement;
 }

@@ -298,7 +298,9 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", {
   // the held-out figure has one bar per checkpoint and measure (two domains for perplexity)
   assert.equal(await page.getByTestId("heldout-figure").locator("[aria-label=bar] rect").count(), count * 4);
   // every trained checkpoint routes the sample text side by side, none fails
-  // (the cards arrive one by one as each checkpoint routes: wait for all of them)
+  // (the build's cards show first; the live ones replace them once the section is in view)
+  await page.getByTestId("side-anchor").scrollIntoViewIfNeeded();
+  await page.locator("[data-testid=side-by-side][data-source=live]").waitFor();
   const cards = page.getByTestId("side-by-side").locator(".card");
   await eventually(async () =>
     assert.equal(
@@ -583,7 +585,7 @@ function builtCopyNumbers(page: string, name: string): number[][] {
 }
 
 test(
-  "first paint from the build, then live: z-loss and granularity show build-time numbers at once, and the live run agrees",
+  "first paint from the build, then live: z-loss, granularity and the ablation show build-time numbers at once, and the live run agrees",
   { timeout: testTimeout },
   async () => {
     // The built HTML itself holds the build-time table (it paints before any script runs) ...
@@ -625,7 +627,48 @@ test(
     await g.page.locator("[data-testid=real-granularity][data-source=live]").waitFor();
     const liveValues = await Promise.all(["real-switch", "real-sequence", "real-micro", "real-global"].map(value));
     liveValues.forEach((v, i) => assert.ok(Math.abs(v - buildValues[i]) <= 2e-4, `${v} against ${buildValues[i]}`));
-    assert.deepEqual([...problems, ...g.problems], []);
     await g.page.close();
+
+    // The ablation's side-by-side: the build routed the opening sample with every checkpoint;
+    // the live cards agree on MaxVio and lbl.switch to their last digit and on nearly every token's top-1 expert.
+    const a = await open("ablation");
+    const cardsOf = (cards: ReturnType<Page["locator"]>) =>
+      cards.evaluateAll((els) =>
+        els.map((card) => ({
+          checkpoint: card.getAttribute("data-checkpoint"),
+          maxVio: Number(card.querySelector("[data-testid=side-max-vio]")?.textContent),
+          lbl: Number(card.querySelector("[data-testid=side-lbl]")?.textContent),
+          experts: [...card.querySelectorAll(".token")].map((t) => Number(t.getAttribute("data-expert"))),
+        })),
+      );
+    const copy = readFileSync(`${dist}ablation.html`, "utf8").split('<div data-build-copy="side-by-side">')[1] ?? "";
+    const buildCards = copy
+      .split('<div class="card" data-checkpoint="')
+      .slice(1)
+      .map((card) => ({
+        checkpoint: card.slice(0, card.indexOf('"')),
+        maxVio: Number(/data-testid="side-max-vio">([^<]*)</.exec(card)?.[1]),
+        lbl: Number(/data-testid="side-lbl">([^<]*)</.exec(card)?.[1]),
+        experts: [...card.matchAll(/data-expert="(\d+)"/g)].map((m) => Number(m[1])),
+      }));
+    assert.ok(buildCards.length >= 1 && buildCards.every((c) => c.experts.length === 120), JSON.stringify(buildCards));
+    await a.page.getByTestId("side-anchor").scrollIntoViewIfNeeded();
+    await a.page.locator("[data-testid=side-by-side][data-source=live]").waitFor();
+    const liveCards = await cardsOf(a.page.locator("[data-testid=side-by-side][data-source=live] .card"));
+    assert.deepEqual(
+      liveCards.map((c) => c.checkpoint),
+      buildCards.map((c) => c.checkpoint),
+    );
+    liveCards.forEach((live, i) => {
+      const build = buildCards[i];
+      assert.ok(
+        Math.abs(live.maxVio - build.maxVio) <= 0.011 && Math.abs(live.lbl - build.lbl) <= 0.0011,
+        live.checkpoint!,
+      );
+      const agree = live.experts.filter((e, t) => e === build.experts[t]).length;
+      assert.ok(agree >= 0.98 * build.experts.length, `${live.checkpoint}: ${agree} of 120 top-1 experts agree`);
+    });
+    assert.deepEqual([...problems, ...g.problems, ...a.problems], []);
+    await a.page.close();
   },
 );
