@@ -31,15 +31,37 @@ export interface SampleBatchOptions {
   perDomain?: number;
   /** What is happening and how far along (0–1), for a progress line while the page waits. */
   onProgress?: (message: string, fraction: number) => void;
+  /**
+   * The checkpoint a page routes next: the worker is asked to open it right
+   * after this batch's forward pass, so it starts the moment this one ends
+   * instead of after the page has taken in the result.
+   */
+  thenLoad?: string;
 }
 
-export async function routeSampleBatch(options: SampleBatchOptions): Promise<SampleBatch> {
+/** Tokenised sample windows, per tokenizer file and samples: a page that routes them with several checkpoints tokenises once. */
+const windows = new WeakMap<
+  object,
+  Map<string, { samples: Record<string, string>; sequences: ReturnType<typeof sampleSequences> }>
+>();
+function sampleWindows(options: SampleBatchOptions): ReturnType<typeof sampleSequences> {
+  const key = `${options.length}/${options.perDomain}`;
+  const byOptions = windows.get(options.tokenizer) ?? new Map();
+  windows.set(options.tokenizer, byOptions);
+  const cached = byOptions.get(key);
+  if (cached && cached.samples === options.samples) return cached.sequences;
   const sequences = sampleSequences(
     new Tokenizer(options.tokenizer),
     options.samples,
     options.length,
     options.perDomain,
   );
+  byOptions.set(key, { samples: options.samples, sequences });
+  return sequences;
+}
+
+export async function routeSampleBatch(options: SampleBatchOptions): Promise<SampleBatch> {
+  const sequences = sampleWindows(options);
   // The page's one worker: every checkpoint it routes shares onnxruntime's compiled WASM.
   const client = pageModelClient(options.workerUrl);
   const progress = options.onProgress ?? (() => {});
@@ -54,12 +76,7 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
         total ? 0.5 * (done / total) : 0,
       ),
   );
-  const {
-    ms,
-    backend: _backend,
-    fallbackReason: _reason,
-    ...batch
-  } = await routeSequences(
+  const routed = routeSequences(
     client,
     options.modelUrl,
     sequences.map((s) => s.ids),
@@ -69,6 +86,12 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
         0.5 + 0.5 * (i / n),
       ),
   );
+  // The forward pass is queued in the worker (routeSequences posts it before its first await): the next load goes after it.
+  if (options.thenLoad)
+    client
+      .load({ modelUrl: options.thenLoad, wasmPaths: options.wasmPaths, backend: backendPreference() })
+      .catch(() => {}); // its own load reports any failure when the page routes it
+  const { ms, backend: _backend, fallbackReason: _reason, ...batch } = await routed;
   return {
     ...batch,
     checkpoint: options.checkpoint,
