@@ -5,6 +5,7 @@
  * cold and a warm cache. Targets: WASM in the page within 2× of
  * onnxruntime-node; first routed text within 2 s cold on localhost.
  */
+import { firstFrameOf, recordFirstFrames } from "./first-frame.js";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -81,11 +82,10 @@ export async function benchModel(): Promise<BenchRow[]> {
   const site = await serveDist(`${root}dist/`);
   const browser = await launch();
   try {
+    await recordFirstFrames(browser, ["[data-testid=tokens]"]);
     const page = await browser.newPage();
-    const coldStart = performance.now();
-    await page.goto(`${site.url}playground?ep=wasm`);
-    await page.waitForSelector("[data-testid=tokens]", { timeout: 120_000 });
-    const cold = performance.now() - coldStart;
+    await page.goto(`${site.url}playground?ep=wasm`, { waitUntil: "commit" });
+    const cold = await firstFrameOf(page, "[data-testid=tokens]", 120_000);
     let round = 0;
     const route = async () => {
       // the submit button is enabled only when the text changed
@@ -120,10 +120,8 @@ export async function benchModel(): Promise<BenchRow[]> {
       unit: "ms",
       note: "the page's second forward pass: V8 has not optimised the WebAssembly yet",
     });
-    const warmStart = performance.now();
-    await page.goto(`${site.url}playground?ep=wasm`);
-    await page.waitForSelector("[data-testid=tokens]", { timeout: 120_000 });
-    const warm = performance.now() - warmStart;
+    await page.goto(`${site.url}playground?ep=wasm`, { waitUntil: "commit" });
+    const warm = await firstFrameOf(page, "[data-testid=tokens]", 120_000);
     rows.push({
       suite,
       case: "navigation → first routed text, cold cache",
