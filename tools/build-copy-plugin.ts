@@ -14,7 +14,7 @@
 // changes (the models, tokenizer, samples, or the code that routes and
 // renders them), so the dev server re-renders an edited page at once.
 import { execFileSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type MarkdownIt from "markdown-it";
 
@@ -67,9 +67,39 @@ function copies() {
 const escape = (text: string) =>
   text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
 
+/**
+ * ```early-model: hidden links to the model worker, onnxruntime's runtimes and
+ * the default checkpoint (Framework rewrites them to the built files' hashed
+ * names), and tools/inline/early-model.js inlined after them, which starts
+ * the worker on them while the page is still parsing.
+ */
+function earlyModel(): string {
+  const { checkpoints } = JSON.parse(readFileSync(`${root}src/lib/model/olmoe-mini.json`, "utf8")) as {
+    checkpoints: string[];
+  };
+  // The checkpoint the page opens first, in the graph it routes with (as src/assets/model-files.js lists them).
+  const model = checkpoints
+    .flatMap((c) => [`models/${c}.router.onnx`, `models/${c}.onnx`])
+    .find((file) => existsSync(`${root}src/assets/${file}`));
+  if (!model) return "";
+  const links = {
+    worker: "model-worker.js",
+    model,
+    "wasm-mjs": "ort/ort-wasm-simd-threaded.mjs",
+    wasm: "ort/ort-wasm-simd-threaded.wasm",
+    "webgpu-mjs": "ort/ort-wasm-simd-threaded.asyncify.mjs",
+    "webgpu-wasm": "ort/ort-wasm-simd-threaded.asyncify.wasm",
+  };
+  const anchors = Object.entries(links)
+    .map(([name, file]) => `<a hidden download data-early-model="${name}" href="./assets/${file}"></a>`)
+    .join("");
+  return `<div hidden>${anchors}</div>\n<script>${readFileSync(`${root}tools/inline/early-model.js`, "utf8")}</script>\n`;
+}
+
 export function buildCopyPlugin(md: MarkdownIt): MarkdownIt {
   const fence = md.renderer.rules.fence!;
   md.renderer.rules.fence = (tokens, idx, ...rest) => {
+    if (tokens[idx].info.trim() === "early-model") return earlyModel();
     const match = /^build-copy\s+([\w-]+)\s*$/.exec(tokens[idx].info);
     if (!match) return fence(tokens, idx, ...rest);
     const name = match[1];

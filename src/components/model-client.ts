@@ -27,8 +27,9 @@ export class ModelClient {
   >();
   private crashed: Error | null = null;
 
-  constructor(workerUrl: string) {
-    this.worker = new Worker(workerUrl, { type: "module" });
+  /** `worker`: one already started on `workerUrl` (the playground's early start), else a new one. */
+  constructor(workerUrl: string, worker?: Worker) {
+    this.worker = worker ?? new Worker(workerUrl, { type: "module" });
     this.worker.onmessage = (event: MessageEvent<WorkerMessage>) => {
       const message = event.data;
       const pending = this.pending.get(message.id);
@@ -113,11 +114,36 @@ export class ModelClient {
 
 const perPage = new Map<string, ModelClient>();
 
-/** The page's one model worker (created on first use; a crashed one is replaced). */
+/** A worker that a page's inline script started while the page was parsing (tools/inline/early-model.js). */
+interface EarlyWorker {
+  url: string;
+  worker: Worker | null;
+  failed: boolean;
+}
+declare global {
+  interface Window {
+    __olmoeEarlyWorker?: EarlyWorker;
+  }
+}
+
+/** The early worker for `workerUrl`, once: unless it failed to start (then the page starts its own, which reports why). */
+function adoptEarlyWorker(workerUrl: string): Worker | undefined {
+  const early = typeof window === "undefined" ? undefined : window.__olmoeEarlyWorker;
+  if (!early || early.url !== workerUrl || !early.worker) return undefined;
+  delete window.__olmoeEarlyWorker;
+  if (early.failed) {
+    early.worker.terminate();
+    return undefined;
+  }
+  early.worker.onerror = null;
+  return early.worker;
+}
+
+/** The page's one model worker (created on first use, or adopted from the page's early start; a crashed one is replaced). */
 export function pageModelClient(workerUrl: string): ModelClient {
   let client = perPage.get(workerUrl);
   if (!client || !client.alive) {
-    client = new ModelClient(workerUrl);
+    client = new ModelClient(workerUrl, adoptEarlyWorker(workerUrl));
     perPage.set(workerUrl, client);
   }
   return client;

@@ -150,6 +150,43 @@ test(
   },
 );
 
+test(
+  "the model worker starts from the HTML, before the page's modules, and the page adopts it: one worker, one wasm",
+  { skip, timeout: testTimeout },
+  async () => {
+    const fresh = await launch();
+    const page = await fresh.newPage();
+    const problems = watchProblems(page);
+    const requests: string[] = [];
+    const workers: string[] = [];
+    page.on("request", (r) => requests.push(r.url()));
+    page.on("worker", (w) => workers.push(w.url()));
+    await page.goto(`${built.site.url}playground?ep=wasm`);
+    await displayedLosses(page);
+    const index = (pattern: RegExp) => requests.findIndex((url) => pattern.test(url));
+    assert.ok(index(/model-worker\.[0-9a-f]+\.js$/) >= 0, "the worker was requested");
+    assert.ok(
+      index(/model-worker\.[0-9a-f]+\.js$/) < index(/components\/olmoe-assets\.[0-9a-f]+\.js$/),
+      "the worker was requested before the module that names it",
+    );
+    assert.equal(workers.filter((url) => /model-worker/.test(url)).length, 1, workers.join(", "));
+    assert.equal(requests.filter((url) => url.endsWith(".wasm")).length, 1, "onnxruntime's wasm fetched once");
+    assert.equal(await page.evaluate("'__olmoeEarlyWorker' in window"), false, "the page adopted the early worker");
+    assert.deepEqual(problems, []);
+    await fresh.close();
+  },
+);
+
+test("a model worker that cannot start ends in a message, not a wait", { skip, timeout: testTimeout }, async () => {
+  const fresh = await launch();
+  await fresh.route("**/model-worker.*.js", (route) => route.fulfill({ status: 404, body: "gone" }));
+  const page = await fresh.newPage();
+  await page.goto(`${built.site.url}playground?ep=wasm`);
+  await page.getByTestId("model-error").waitFor();
+  assert.match((await page.getByTestId("model-error").textContent()) ?? "", /could not be loaded: the model worker/);
+  await fresh.close();
+});
+
 test("a model that fails to download ends in a message, not a crash", { skip, timeout: testTimeout }, async () => {
   // A fresh profile: the shared one may hold the model in Cache Storage already.
   const fresh = await launch();
