@@ -123,6 +123,8 @@ interface EarlyWorker {
 declare global {
   interface Window {
     __olmoeEarlyWorker?: EarlyWorker;
+    /** Set once the page has its worker, so that a late early start does not make a second. */
+    __olmoePageWorker?: boolean;
   }
 }
 
@@ -145,6 +147,7 @@ export function pageModelClient(workerUrl: string): ModelClient {
   if (!client || !client.alive) {
     client = new ModelClient(workerUrl, adoptEarlyWorker(workerUrl));
     perPage.set(workerUrl, client);
+    if (typeof window !== "undefined") window.__olmoePageWorker = true;
   }
   return client;
 }

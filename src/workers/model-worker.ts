@@ -131,7 +131,9 @@ async function load(request: LoadRequest): Promise<void> {
   }
   // Only a file that opened as an inference session with the outputs the lab
   // reads is kept for the next visit: a corrupt download is never cached.
-  if (!model.fromCache) await storeCached(modelUrl, model.bytes);
+  // Written in the background: the answer (and the next request in the queue) does not wait
+  // for the browser to commit 6-8 MB to disk, 0.1-0.2 s a checkpoint on two cores.
+  if (!model.fromCache) void storeCached(modelUrl, model.bytes);
   opened.fromCache = model.fromCache;
   models.set(modelUrl, opened);
   post({

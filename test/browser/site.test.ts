@@ -516,7 +516,14 @@ test(
       p.on("worker", (w) => workers.push(w.url()));
     });
     await page.waitForSelector("#observablehq-main");
-    // the live run starts when its section comes into view
+    // the live run, and the model worker the HTML starts for it, wait until the section comes into view
+    await page.getByTestId("z-anchor").waitFor({ state: "attached" });
+    await page.waitForTimeout(1500);
+    assert.deepEqual(
+      workers.filter((url) => /model-worker/.test(url)),
+      [],
+      "no model worker before the section is in view",
+    );
     await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
     await page.locator("[data-testid=real-z][data-source=live]").waitFor();
     const rows = await page.getByTestId("real-z").locator("tbody tr").count();

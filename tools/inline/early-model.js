@@ -1,35 +1,58 @@
-// Inlined into the playground's HTML by tools/build-copy-plugin.ts (an
-// ```early-model fence): a classic script, so it runs while the page is still
-// being parsed, before any of the page's modules has arrived. It starts the
-// model worker and asks it to open the default checkpoint: onnxruntime's wasm
-// compiles and the checkpoint downloads while the page's modules load, and
-// the page's ModelClient adopts this worker (pageModelClient,
-// src/components/model-client.ts) instead of starting its own. The URLs come
-// from hidden links that Framework rewrote to the built files' hashed names.
-// Any failure here only means the page starts the worker itself, as before.
+// Inlined into a page's HTML by tools/build-copy-plugin.ts (an ```early-model
+// fence): a classic script, so it runs while the page is still being parsed,
+// before any of the page's modules has arrived. It starts the model worker
+// and asks it to open the first checkpoint (and to download the others the
+// page routes): onnxruntime's wasm compiles and the checkpoints download
+// while the page's modules load. The page's ModelClient adopts this worker
+// (pageModelClient, src/components/model-client.ts) instead of starting its
+// own. The playground starts at once; a page whose live run waits for its
+// section starts when the build's copy of that section comes into view. The
+// URLs come from the hidden links just before this script, which Framework
+// rewrote to the built files' hashed names. Any failure here only means that
+// the page starts the worker itself, as it would without this script.
 (() => {
-  const href = (name) => document.querySelector(`a[data-early-model="${name}"]`)?.href;
+  const links = document.currentScript?.previousElementSibling;
+  if (!links || typeof Worker !== "function") return;
+  const href = (name) => links.querySelector(`a[data-early-model="${name}"]`)?.href;
   const workerUrl = href("worker");
   const modelUrl = href("model");
-  if (!workerUrl || !modelUrl || typeof Worker !== "function") return;
+  if (!workerUrl || !modelUrl) return;
+  const prefetch = [...links.querySelectorAll('a[data-early-model="prefetch"]')].map((a) => a.href);
   // The reader's choice in the address, as src/components/backend-preference.ts reads it.
   const ep = new URLSearchParams(location.search).get("ep");
-  const early = { url: workerUrl, worker: null, failed: false };
-  try {
-    early.worker = new Worker(workerUrl, { type: "module" });
-    early.worker.onerror = () => (early.failed = true);
-    early.worker.postMessage({
-      type: "load",
-      id: 0, // the page's requests count from 1: the answer to this one is nobody's
-      modelUrl,
-      backend: ep === "wasm" || ep === "webgpu" ? ep : "auto",
-      wasmPaths: {
-        wasm: { mjs: href("wasm-mjs"), wasm: href("wasm") },
-        webgpu: { mjs: href("webgpu-mjs"), wasm: href("webgpu-wasm") },
+  const start = () => {
+    // The page got there first (it started its own worker): one worker per page.
+    if (window.__olmoeEarlyWorker || window.__olmoePageWorker) return;
+    const early = { url: workerUrl, worker: null, failed: false };
+    try {
+      early.worker = new Worker(workerUrl, { type: "module" });
+      early.worker.onerror = () => (early.failed = true);
+      early.worker.postMessage({
+        type: "load",
+        id: 0, // the page's requests count from 1: the answer to this one is nobody's
+        modelUrl,
+        backend: ep === "wasm" || ep === "webgpu" ? ep : "auto",
+        wasmPaths: {
+          wasm: { mjs: href("wasm-mjs"), wasm: href("wasm") },
+          webgpu: { mjs: href("webgpu-mjs"), wasm: href("webgpu-wasm") },
+        },
+      });
+      for (const url of prefetch) early.worker.postMessage({ type: "prefetch", id: 0, modelUrl: url });
+      window.__olmoeEarlyWorker = early;
+    } catch {
+      // no worker: the page starts one itself
+    }
+  };
+  const section = links.dataset.visible && document.querySelector(`[data-build-copy="${links.dataset.visible}"]`);
+  if (!links.dataset.visible) start();
+  else if (section && typeof IntersectionObserver === "function")
+    // The same margin as the page's own wait for the section (inView, src/components/build-time.ts).
+    new IntersectionObserver(
+      (entries, observer) => {
+        if (!entries.some((e) => e.isIntersecting)) return;
+        observer.disconnect();
+        start();
       },
-    });
-    window.__olmoeEarlyWorker = early;
-  } catch {
-    // no worker: the page starts one itself
-  }
+      { rootMargin: "200px" },
+    ).observe(section);
 })();
