@@ -3,6 +3,7 @@
 // project at /<repository>/); `base` only matters for 404.html.
 import type MarkdownIt from "markdown-it";
 import { buildCopyPlugin } from "./tools/build-copy-plugin.js";
+import { earlyModelPlugin } from "./tools/early-model-plugin.js";
 import { staticTexPlugin } from "./tools/static-tex-plugin.js";
 
 export default {
@@ -32,6 +33,6 @@ export default {
   footer: "MoE Balance Lab — every number computed in your browser by the lab's loss library.",
   search: false,
   // ```build-copy NAME fences: tables of OLMoE-mini's numbers computed at build time, in the HTML itself;
-  // formulas without interpolations typeset at build time.
-  markdownIt: (md: MarkdownIt) => md.use(buildCopyPlugin).use(staticTexPlugin),
+  // ```early-model: the model worker started from the HTML; formulas without interpolations typeset at build time.
+  markdownIt: (md: MarkdownIt) => md.use(buildCopyPlugin).use(earlyModelPlugin).use(staticTexPlugin),
 };

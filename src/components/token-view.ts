@@ -10,6 +10,7 @@ import { biasedTopKRow, softmaxRow } from "../lib/routing.js";
 import type { Tokenizer } from "../lib/model/tokenizer.js";
 import type { LogitsBatch } from "../lib/types.js";
 import { escapeHtml } from "./real-tables.js";
+import { fromHtml } from "./build-time.js";
 
 /** A stable, well-spread colour per expert (golden-angle hues). */
 export const expertColor = (expert: number): string => `hsl(${(expert * 137.508) % 360} 70% 85%)`;
@@ -42,7 +43,5 @@ export function tokenView(
   layer: number,
   tokenizer: TokenText,
 ): HTMLElement {
-  const template = document.createElement("template");
-  template.innerHTML = tokenViewHtml(ids, batch, layer, tokenizer);
-  return template.content.firstElementChild as HTMLElement;
+  return fromHtml(tokenViewHtml(ids, batch, layer, tokenizer)).firstElementChild as HTMLElement;
 }

@@ -1,4 +1,4 @@
-// Inlined into a page's HTML by tools/build-copy-plugin.ts (an ```early-model
+// Inlined into a page's HTML by tools/early-model-plugin.ts (an ```early-model
 // fence): a classic script, so it runs while the page is still being parsed,
 // before any of the page's modules has arrived. It starts the model worker
 // and asks it to open the first checkpoint (and to download the others the
