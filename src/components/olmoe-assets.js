@@ -6,6 +6,15 @@ import { fullModelFiles, modelFiles } from "../assets/model-files.js";
 import { olmoeMini } from "./olmoe-mini.js";
 
 const absolute = (file) => new URL(file.href, location.href).href;
+/** `load()` once per page (a failed load is tried again next time): every cell and checkpoint shares the result. */
+const once = (load) => {
+  let promise = null;
+  return () =>
+    (promise ??= load().catch((error) => {
+      promise = null;
+      throw error;
+    }));
+};
 
 export const olmoeAssets = {
   workerUrl: absolute(FileAttachment("../assets/model-worker.js")),
@@ -19,8 +28,10 @@ export const olmoeAssets = {
       wasm: absolute(FileAttachment("../assets/ort/ort-wasm-simd-threaded.asyncify.wasm")),
     },
   },
-  tokenizer: () => FileAttachment("../assets/tokenizer.json").json(),
-  samples: () => FileAttachment("../assets/samples.json").json(),
+  // Fetched and parsed once: the z-loss page asks for them once per checkpoint, and the
+  // sample windows are tokenised once per tokenizer object (olmoe-samples.ts).
+  tokenizer: once(() => FileAttachment("../assets/tokenizer.json").json()),
+  samples: once(() => FileAttachment("../assets/samples.json").json()),
   checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
   /** The graph the routing views load: router-only where there is one. */
   modelUrl: (name) => absolute(modelFiles[name]),
