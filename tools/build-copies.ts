@@ -2,7 +2,7 @@
  * The build-time copies of the pages' live tables, as HTML: the numbers
  * OLMoE-mini's checkpoints give on the sample batches, computed here with
  * onnxruntime-node and written into the built page by the markdown plugin
- * tools/build-copy-plugin.js, so that they are on screen as soon as the HTML
+ * tools/build-copy-plugin.ts, so that they are on screen as soon as the HTML
  * is (no script, no data file, no KaTeX or Plot first). The pages' cells draw
  * the same tables with the same renderers (src/components/real-tables.ts)
  * and replace these when they run.
@@ -14,10 +14,10 @@ import { summaryOfJson } from "../src/components/build-time.js";
 import { granularityTable, zLossRow, zLossTable } from "../src/components/real-tables.js";
 import { sideBySideHtml, sideCardHtml } from "../src/components/side-by-side.js";
 import { summarizeBatch } from "../src/lib/summary.js";
-import { routeSampleBatches, routeSideBySide } from "./sample-batches.js";
+import { routeForBuild } from "./sample-batches.js";
 
-const root = new URL("../", import.meta.url);
-const batches = await routeSampleBatches(root);
+// The ablation's side-by-side opens on the first sample (Python), its first 120 tokens, layer 0.
+const { batches, side } = await routeForBuild(new URL("../", import.meta.url), { sample: "python", tokens: 120 });
 const checkpoints = Object.keys(batches);
 const copies: Record<string, string> = {};
 if (checkpoints.length) {
@@ -37,8 +37,6 @@ if (checkpoints.length) {
     "build",
   );
 }
-// The ablation's side-by-side opens on the first sample (Python), its first 120 tokens, layer 0.
-const side = await routeSideBySide(root, "python", 120);
 if (side.batches.length)
   copies["side-by-side"] = sideBySideHtml(
     side.batches.map(({ checkpoint, batch }) =>

@@ -1,6 +1,6 @@
 /**
  * The sample batches the z-loss and granularity pages route through
- * OLMoE-mini, routed in Node by onnxruntime-node with the same tokenizer,
+ * OLMoE-mini, and the ablation's opening sample, routed in Node by onnxruntime-node with the same tokenizer,
  * sample sequences, windowing and summary code the pages run in the reader's
  * browser. Two consumers at build time: the data loader
  * `src/data/sample-batches.json.ts` (the pages' build-time numbers as data) and
@@ -74,16 +74,32 @@ async function routeEach(session: ort.InferenceSession, sequences: readonly (rea
   return joinWindows(parts);
 }
 
-/** Every checkpoint found under `root`/data/models, routed; the others are left out. */
-export async function routeSampleBatches(root: URL): Promise<SampleBatchesJson> {
+/** The ablation's side-by-side as it opens: the first `tokens` tokens of one sample text. */
+export interface SideBySideOpening {
+  sample: string;
+  tokens: number;
+}
+
+/**
+ * Every checkpoint found under `root`/data/models (the others are left out),
+ * each opened once: the sample batches of the z-loss and granularity pages,
+ * and with `side`, the ablation's opening sample as the page routes it in its
+ * worker (src/ablation.md). The sample windows are tokenised once for all.
+ */
+export async function routeForBuild(root: URL, side?: SideBySideOpening) {
   const { tokenizer, samples, checkpoints, session: open } = sampleInputs(root);
-  const out: SampleBatchesJson = {};
+  const windows = ([2, 4] as const).map((perDomain) => ({
+    perDomain,
+    sequences: sampleSequences(tokenizer, samples, 128, perDomain),
+  }));
+  const sideIds = side ? tokenizer.encode(samples[side.sample]).slice(0, side.tokens) : [];
+  const batches: SampleBatchesJson = {};
+  const sideBatches = [];
   for (const checkpoint of checkpoints) {
     const session = await open(checkpoint);
-    const batches: Partial<SampleBatchesJson[string]> = {};
-    for (const perDomain of [2, 4] as const) {
-      const sequences = sampleSequences(tokenizer, samples, 128, perDomain);
-      batches[`perDomain${perDomain}`] = {
+    const routed: Partial<SampleBatchesJson[string]> = {};
+    for (const { perDomain, sequences } of windows)
+      routed[`perDomain${perDomain}`] = {
         domains: sequences.map((s) => s.domain),
         summary: serialise(
           summarizeBatch(
@@ -94,26 +110,9 @@ export async function routeSampleBatches(root: URL): Promise<SampleBatchesJson> 
           ),
         ),
       };
-    }
-    out[checkpoint] = batches as SampleBatchesJson[string];
+    batches[checkpoint] = routed as SampleBatchesJson[string];
+    if (side) sideBatches.push({ checkpoint, batch: await routeEach(session, [sideIds]) });
     await session.release();
   }
-  return out;
-}
-
-/**
- * The ablation page's side-by-side as it opens: the first `tokens` tokens of
- * one sample text, routed by every checkpoint (the page does the same in its
- * worker, src/ablation.md).
- */
-export async function routeSideBySide(root: URL, sample: string, tokens: number) {
-  const { tokenizer, samples, checkpoints, session: open } = sampleInputs(root);
-  const ids = tokenizer.encode(samples[sample]).slice(0, tokens);
-  const batches = [];
-  for (const checkpoint of checkpoints) {
-    const session = await open(checkpoint);
-    batches.push({ checkpoint, batch: await routeEach(session, [ids]) });
-    await session.release();
-  }
-  return { ids, tokenizer, batches };
+  return { batches, side: { ids: sideIds, tokenizer, batches: sideBatches } };
 }

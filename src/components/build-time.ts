@@ -55,7 +55,7 @@ export function fromHtml(markup: string): DocumentFragment {
 
 /**
  * Removes the copy of a table that the build wrote into the page (a
- * ```build-copy NAME fence, tools/build-copy-plugin.js): the cell that calls
+ * ```build-copy NAME fence, tools/build-copy-plugin.ts): the cell that calls
  * this is about to display the same table, or its live successor, itself.
  */
 export function replaceBuildCopy(name: string): void {

@@ -4,6 +4,7 @@
 // built HTML already shows them, tools/build-copies.ts) and replace them with
 // the live run's when it finishes (a browser test checks the two agree within
 // the backends' tolerance).
-import { routeSampleBatches } from "../../tools/sample-batches.js";
+import { routeForBuild } from "../../tools/sample-batches.js";
 
-process.stdout.write(JSON.stringify(await routeSampleBatches(new URL("../../", import.meta.url))));
+const { batches } = await routeForBuild(new URL("../../", import.meta.url));
+process.stdout.write(JSON.stringify(batches));
