@@ -1,8 +1,9 @@
 /**
  * The model worker, one per page: fetches OLMoE-mini checkpoints (with
- * progress; a download that stalls is reported), keeps one session per
- * checkpoint (the runtime's WASM is compiled once for all of them), opens each on
- * WebGPU when the browser offers a hardware adapter and on WASM otherwise,
+ * progress; a download that stalls is reported), opens one session per graph
+ * (the runtime's WASM is compiled once; the checkpoints share a graph and
+ * differ in their weights, which each run feeds: src/lib/model/onnx-weights.ts),
+ * on WebGPU when the browser offers a hardware adapter and on WASM otherwise,
  * and runs forward passes. Falls back to WASM when WebGPU fails at session
  * creation or at the first run, and says why. A file is kept in Cache
  * Storage for the next visit only once it has opened as a session with a
@@ -13,25 +14,41 @@ import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { forwardFeeds, nextTokenReadout, overrideShapeOf } from "../lib/model/route-overrides.js";
+import { sameGraph, splitWeights, weightFeeds, type Weight } from "../lib/model/onnx-weights.js";
 
 const overrideShape = overrideShapeOf(olmoeMini);
 
 type Ort = typeof ortWasm;
 
-/** One open checkpoint: its session, the runtime and backend it runs on, and its bytes (for a WASM fallback). */
-interface OpenModel {
+/**
+ * An inference session, the runtime and backend it runs on, and the model it
+ * was opened from (for a WASM fallback): one per graph, shared by every
+ * checkpoint of that graph.
+ */
+interface Runner {
   session: ortWasm.InferenceSession;
   ort: Ort;
   backend: Backend;
   fallbackReason: string | null;
-  bytes: Uint8Array;
+  graph: Uint8Array;
   firstRun: boolean;
+}
+
+/** One open checkpoint: the session that runs it, the weights each run feeds it (none when the session holds them), its bytes. */
+interface OpenModel {
+  runner: Runner;
+  /** The graph's own inputs: what a run feeds besides the weights. */
+  inputNames: readonly string[];
+  weights: readonly Weight[];
+  bytes: Uint8Array;
   fromCache: boolean;
 }
 
 const CACHE = "moe-lab-models-v1";
 /** Every checkpoint this page opened, by URL: one worker and one compiled runtime serve them all. */
 const models = new Map<string, OpenModel>();
+/** Sessions of weightless graphs (splitWeights), by backend and the graph's key: the checkpoints of a graph share one. */
+const runners = new Map<string, Promise<Runner>>();
 let configured = false;
 
 const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
@@ -87,8 +104,8 @@ async function load(request: LoadRequest): Promise<void> {
     post({
       id,
       type: "loaded",
-      backend: open.backend,
-      fallbackReason: open.fallbackReason,
+      backend: open.runner.backend,
+      fallbackReason: open.runner.fallbackReason,
       loadMs: performance.now() - started,
       fromCache: open.fromCache,
       bytes: open.bytes.byteLength,
@@ -97,7 +114,7 @@ async function load(request: LoadRequest): Promise<void> {
   }
   configure(request);
   const adapterReason =
-    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await whyNotWebGpu(request.backend === "webgpu");
+    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await webGpuVerdict(request.backend === "webgpu");
   // A download asked for ahead (a failed one is tried again here); its progress went to nobody, so say it is done.
   const ahead = prefetched.get(modelUrl);
   prefetched.delete(modelUrl);
@@ -116,14 +133,14 @@ async function load(request: LoadRequest): Promise<void> {
   let model = fetched;
   let opened: OpenModel;
   try {
-    opened = await openSession(model.bytes, adapterReason);
+    opened = await openModel(model.bytes, adapterReason);
   } catch (error) {
     if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
     // A cached copy that no longer opens (written by an older page, or damaged
     // on disk): drop it and download the file once more.
     await dropCached(modelUrl);
     model = await fetchModel(modelUrl, id);
-    opened = await openSession(model.bytes, adapterReason).catch((again) => {
+    opened = await openModel(model.bytes, adapterReason).catch((again) => {
       throw new Error(
         `the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`,
       );
@@ -139,8 +156,8 @@ async function load(request: LoadRequest): Promise<void> {
   post({
     id,
     type: "loaded",
-    backend: opened.backend,
-    fallbackReason: opened.fallbackReason,
+    backend: opened.runner.backend,
+    fallbackReason: opened.runner.fallbackReason,
     loadMs: performance.now() - started,
     fromCache: model.fromCache,
     bytes: model.bytes.byteLength,
@@ -150,6 +167,13 @@ async function load(request: LoadRequest): Promise<void> {
 interface Adapter {
   isFallbackAdapter?: boolean;
   info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+}
+
+/** whyNotWebGpu's answer, asked once per worker (and per `forced`): the adapter does not change while a page is open. */
+const verdicts = new Map<boolean, Promise<string | null>>();
+function webGpuVerdict(forced: boolean): Promise<string | null> {
+  if (!verdicts.has(forced)) verdicts.set(forced, whyNotWebGpu(forced));
+  return verdicts.get(forced)!;
 }
 
 /**
@@ -197,24 +221,62 @@ function warmRuntime(webgpu: boolean): Promise<unknown> {
   return warmed.get(key)!;
 }
 
-/** Opens `bytes` on WebGPU when it should and can (`adapterReason` null), on WASM otherwise; checks the outputs the lab reads. */
-async function openSession(bytes: Uint8Array, adapterReason: string | null): Promise<OpenModel> {
+/**
+ * Opens a checkpoint: split into its graph and weights, on the session already
+ * open for that graph or a new one; a file that does not split (onnx-weights
+ * says why) opens as it is, with its weights in its own session.
+ */
+async function openModel(bytes: Uint8Array, adapterReason: string | null): Promise<OpenModel> {
+  let split: ReturnType<typeof splitWeights> | null = null;
+  try {
+    split = splitWeights(bytes);
+  } catch {
+    split = null;
+  }
+  if (!split) {
+    const runner = await openRunner(bytes, adapterReason, "all");
+    return { runner, inputNames: runner.session.inputNames, weights: [], bytes, fromCache: false };
+  }
+  const { graph } = split;
+  const key = `${adapterReason === null ? "webgpu" : "wasm"}/${split.key}`;
+  let shared = runners.get(key);
+  if (!shared) {
+    shared = openRunner(graph, adapterReason, WEIGHTLESS_OPTIMIZATION);
+    runners.set(key, shared);
+    shared.catch(() => runners.delete(key)); // a graph that failed to open is tried again by the next checkpoint
+  }
+  let runner = await shared;
+  // Two graphs with one key (a hash collision): this one gets a session of its own.
+  if (!sameGraph(runner.graph, graph)) runner = await openRunner(graph, adapterReason, WEIGHTLESS_OPTIMIZATION);
+  return { runner, inputNames: split.inputNames, weights: split.weights, bytes, fromCache: false };
+}
+
+/**
+ * The optimisation level of a session whose weights are inputs: nothing
+ * folds into constants there, and "all" spends ~0.4 s more to open it on two
+ * cores for runs no faster (Node, onnxruntime-web 1.30, 4 checkpoints).
+ */
+const WEIGHTLESS_OPTIMIZATION = "disabled";
+type Optimization = typeof WEIGHTLESS_OPTIMIZATION | "all";
+
+/** Opens `graph` on WebGPU when it should and can (`adapterReason` null), on WASM otherwise; checks the outputs the lab reads. */
+async function openRunner(graph: Uint8Array, adapterReason: string | null, level: Optimization): Promise<Runner> {
   let fallbackReason: string | null = null;
-  let opened: OpenModel | null = null;
+  let opened: Runner | null = null;
   if (adapterReason === null) {
     try {
       const ort = ortWebGpu as unknown as Ort;
-      const session = await ort.InferenceSession.create(bytes, {
+      const session = await ort.InferenceSession.create(graph, {
         executionProviders: ["webgpu"],
-        graphOptimizationLevel: "all",
+        graphOptimizationLevel: level,
         logSeverityLevel: 3,
       });
-      opened = { session, ort, backend: "webgpu", fallbackReason: null, bytes, firstRun: true, fromCache: false };
+      opened = { session, ort, backend: "webgpu", fallbackReason: null, graph, firstRun: true };
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  if (!opened) opened = { ...(await openWasm(bytes)), fallbackReason, firstRun: true, fromCache: false };
+  if (!opened) opened = { ...(await openWasm(graph, level)), fallbackReason, graph, firstRun: true };
   const outputs = opened.session.outputNames;
   if (!outputs.includes("router_logits")) {
     throw new Error(
@@ -227,25 +289,28 @@ async function openSession(bytes: Uint8Array, adapterReason: string | null): Pro
 async function run(request: RunRequest): Promise<void> {
   const model = models.get(request.modelUrl);
   if (!model) throw new Error("no model is loaded");
-  if (request.readNextToken && !model.session.outputNames.includes("logits"))
+  const runner = model.runner;
+  if (request.readNextToken && !runner.session.outputNames.includes("logits"))
     throw new Error("this model file has no logits output (a router-only graph): load the checkpoint's full graph");
   // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
   const { inputIds, batch, seq, overrides } = request;
-  const feedsOf = (ort: Ort) =>
-    forwardFeeds(ort.Tensor, model.session.inputNames, overrideShape, inputIds, batch, seq, overrides);
+  const feedsOf = (ort: Ort) => ({
+    ...forwardFeeds(ort.Tensor, model.inputNames, overrideShape, inputIds, batch, seq, overrides),
+    ...weightFeeds(ort.Tensor, model.weights),
+  });
   const started = performance.now();
   let output: ortWasm.InferenceSession.OnnxValueMapType;
   try {
-    output = await model.session.run(feedsOf(model.ort));
+    output = await runner.session.run(feedsOf(runner.ort));
   } catch (error) {
-    if (model.backend !== "webgpu" || !model.firstRun) throw error;
-    // WebGPU failed on its first run: fall back to WASM for good.
-    Object.assign(model, await openWasm(model.bytes), {
+    if (runner.backend !== "webgpu" || !runner.firstRun) throw error;
+    // WebGPU failed on its first run: fall back to WASM for good (every checkpoint of this graph with it).
+    Object.assign(runner, await openWasm(runner.graph, model.weights.length ? WEIGHTLESS_OPTIMIZATION : "all"), {
       fallbackReason: `WebGPU failed at the first run: ${describe(error)}`,
     });
-    output = await model.session.run(feedsOf(model.ort));
+    output = await runner.session.run(feedsOf(runner.ort));
   }
-  model.firstRun = false;
+  runner.firstRun = false;
   const logits = output.logits as ortWasm.Tensor | undefined;
   const next =
     request.readNextToken && logits
@@ -264,9 +329,9 @@ async function run(request: RunRequest): Promise<void> {
       dims: [...router.dims],
       topK: olmoeMini.topK,
       bias,
-      backend: model.backend,
+      backend: runner.backend,
       ms: performance.now() - started,
-      fallbackReason: model.fallbackReason,
+      fallbackReason: runner.fallbackReason,
       next,
     },
     [
@@ -277,14 +342,18 @@ async function run(request: RunRequest): Promise<void> {
   );
 }
 
-/** A session on the plain WASM build. "all" optimisations fold the float16 → float32 casts of the weights once, instead of at every run. */
-async function openWasm(bytes: Uint8Array): Promise<Pick<OpenModel, "session" | "ort" | "backend" | "bytes">> {
-  const session = await ortWasm.InferenceSession.create(bytes, {
+/**
+ * A session on the plain WASM build. For a file that holds its weights, "all"
+ * optimisations fold the float16 → float32 casts of the weights once, instead
+ * of at every run.
+ */
+async function openWasm(graph: Uint8Array, level: Optimization): Promise<Pick<Runner, "session" | "ort" | "backend">> {
+  const session = await ortWasm.InferenceSession.create(graph, {
     executionProviders: ["wasm"],
-    graphOptimizationLevel: "all",
+    graphOptimizationLevel: level,
     logSeverityLevel: 3,
   });
-  return { session, ort: ortWasm, backend: "wasm", bytes };
+  return { session, ort: ortWasm, backend: "wasm" };
 }
 
 /** A download that delivers no byte for this long is reported as stalled (the file is 8 MB). */

@@ -1,0 +1,85 @@
+// splitWeights (src/lib/model/onnx-weights.ts): an ONNX model split into a
+// graph whose weights are inputs and the weights to feed it. The fixtures are
+// written by python3-onnx (an independent protobuf writer): tiny-shared and
+// tiny-distinct compute (x + W) · W2 + float(B), the first with W2 an Identity
+// of W (as torch writes equal weights), the second with W2 a tensor of its
+// own, different node names and metadata; tiny-typed stores W in float_data.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import * as ort from "onnxruntime-node";
+import { splitWeights, weightFeeds } from "../src/lib/model/onnx-weights.js";
+
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/${name}.onnx`, import.meta.url)));
+const shared = fixture("tiny-shared");
+const distinct = fixture("tiny-distinct");
+
+test("splitWeights reads each initializer's name, type, shape and bytes; an Identity of a weight becomes a weight", () => {
+  const split = splitWeights(shared);
+  assert.deepEqual(split.inputNames, ["x"]);
+  assert.deepEqual(
+    split.weights.map((w) => [w.name, w.dataType, w.dims]),
+    [
+      ["B", 10, [2]],
+      ["W", 1, [2]],
+      ["W2", 1, [2]],
+    ],
+  );
+  const floats = (w: { data: Uint8Array }) => [...new Float32Array(w.data.buffer)];
+  assert.deepEqual(floats(split.weights[1]), [1.5, -2]);
+  assert.deepEqual(floats(split.weights[2]), [1.5, -2]);
+  // float16 bits of 0.25 and 3.0
+  assert.deepEqual([...new Uint16Array(split.weights[0].data.buffer)], [0x3400, 0x4200]);
+});
+
+test("checkpoints of one graph split into the same graph bytes, whatever their node names, metadata and shared weights", () => {
+  const a = splitWeights(shared);
+  const b = splitWeights(distinct);
+  assert.equal(a.key, b.key);
+  assert.deepEqual(a.graph, b.graph);
+  assert.notDeepEqual(
+    a.weights.map((w) => [...w.data]),
+    b.weights.map((w) => [...w.data]),
+  );
+});
+
+test("one session of the split graph, fed each checkpoint's weights, computes what each checkpoint's own session does", async () => {
+  const x = () => ({ x: new ort.Tensor("float32", Float32Array.from([1, 1]), [2]) });
+  const split = splitWeights(shared);
+  const session = await ort.InferenceSession.create(split.graph);
+  assert.deepEqual(session.inputNames, ["x", "B", "W", "W2"]);
+  // by hand: (1 + 1.5)·1.5 + 0.25 = 4, (1 − 2)·(−2) + 3 = 5; (1 + 0.5)·4 − 1 = 5, (1 + 2)·0.5 + 0.125 = 1.625
+  for (const [model, expected] of [
+    [shared, [4, 5]],
+    [distinct, [5, 1.625]],
+  ] as const) {
+    const fed = await session.run({ ...x(), ...weightFeeds(ort.Tensor, splitWeights(model).weights) });
+    assert.deepEqual([...(fed.y.data as Float32Array)], expected);
+    const own = await (await ort.InferenceSession.create(model)).run(x());
+    assert.deepEqual([...(own.y.data as Float32Array)], expected);
+  }
+});
+
+test("what splitWeights cannot split exactly it refuses, with a reason", () => {
+  assert.throws(() => splitWeights(fixture("tiny-typed")), /W is not stored as raw data/);
+  assert.throws(() => splitWeights(new Uint8Array(0)), /not an ONNX model/);
+  assert.throws(() => splitWeights(new TextEncoder().encode("<!doctype html><title>404</title>")), Error);
+  assert.throws(() => splitWeights(shared.subarray(0, shared.length - 7)), /truncated|ends inside/);
+});
+
+test("any bytes: splitWeights returns or throws an Error, and never reads past the end", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(shared.length), (noise, cut) => {
+      for (const bytes of [noise, shared.subarray(0, cut), Uint8Array.from([...shared.subarray(0, cut), ...noise])]) {
+        try {
+          const split = splitWeights(bytes);
+          for (const w of split.weights) assert.ok(w.data.length <= bytes.length);
+        } catch (error) {
+          assert.ok(error instanceof Error);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
