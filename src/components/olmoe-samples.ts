@@ -2,7 +2,7 @@
 // worker and returns their router logits as one batch, one sequence per
 // sample window, with each sequence's domain: real logits for the pages that
 // first explain an idea on synthetic ones.
-import { pageModelClient, routeSequences } from "./model-client.js";
+import { loadAndRoute, pageModelClient } from "./model-client.js";
 import { backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
@@ -31,12 +31,6 @@ export interface SampleBatchOptions {
   perDomain?: number;
   /** What is happening and how far along (0–1), for a progress line while the page waits. */
   onProgress?: (message: string, fraction: number) => void;
-  /**
-   * The checkpoint a page routes next: the worker is asked to open it right
-   * after this batch's forward pass, so it starts the moment this one ends
-   * instead of after the page has taken in the result.
-   */
-  thenLoad?: string;
 }
 
 /** Tokenised sample windows, per tokenizer file and samples: a page that routes them with several checkpoints tokenises once. */
@@ -66,32 +60,26 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
   const client = pageModelClient(options.workerUrl);
   const progress = options.onProgress ?? (() => {});
   progress(`${options.checkpoint}: starting OLMoE-mini`, 0);
-  const loaded = await client.load(
-    { modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() },
-    (done, total, fromCache) =>
-      progress(
-        fromCache
-          ? `${options.checkpoint}: read from this browser's cache`
-          : `${options.checkpoint}: downloading (${(done / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`,
-        total ? 0.5 * (done / total) : 0,
-      ),
-  );
-  const routed = routeSequences(
+  const { loaded, routed } = await loadAndRoute(
     client,
-    options.modelUrl,
+    { modelUrl: options.modelUrl, wasmPaths: options.wasmPaths, backend: backendPreference() },
     sequences.map((s) => s.ids),
-    (i, n) =>
-      progress(
-        `${options.checkpoint}: routing sequence ${i + 1} of ${n} on ${loaded.backend === "webgpu" ? "WebGPU" : "WASM"}`,
-        0.5 + 0.5 * (i / n),
-      ),
+    {
+      onDownload: (done, total, fromCache) =>
+        progress(
+          fromCache
+            ? `${options.checkpoint}: read from this browser's cache`
+            : `${options.checkpoint}: downloading (${(done / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ""} MB)`,
+          total ? 0.5 * (done / total) : 0,
+        ),
+      onLoaded: (model) =>
+        progress(
+          `${options.checkpoint}: routing ${sequences.length} sequences on ${model.backend === "webgpu" ? "WebGPU" : "WASM"}`,
+          0.5,
+        ),
+    },
   );
-  // The forward pass is queued in the worker (routeSequences posts it before its first await): the next load goes after it.
-  if (options.thenLoad)
-    client
-      .load({ modelUrl: options.thenLoad, wasmPaths: options.wasmPaths, backend: backendPreference() })
-      .catch(() => {}); // its own load reports any failure when the page routes it
-  const { ms, backend: _backend, fallbackReason: _reason, ...batch } = await routed;
+  const { ms, backend: _backend, fallbackReason: _reason, ...batch } = routed;
   return {
     ...batch,
     checkpoint: options.checkpoint,

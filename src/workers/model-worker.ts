@@ -113,8 +113,8 @@ async function load(request: LoadRequest): Promise<void> {
     return;
   }
   configure(request);
-  const adapterReason =
-    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await webGpuVerdict(request.backend === "webgpu");
+  // The download starts before the adapter is asked for (which may take a few hundred ms), and ahead of
+  // the downloads other checkpoints asked for meanwhile.
   // A download asked for ahead (a failed one is tried again here); its progress went to nobody, so say it is done.
   const ahead = prefetched.get(modelUrl);
   prefetched.delete(modelUrl);
@@ -128,6 +128,9 @@ async function load(request: LoadRequest): Promise<void> {
         () => fetchModel(modelUrl, id),
       )
     : fetchModel(modelUrl, id);
+  download.catch(() => {}); // awaited below: a failure is reported there
+  const adapterReason =
+    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await webGpuVerdict(request.backend === "webgpu");
   // The runtime's wasm is fetched and compiled while the checkpoint downloads, not after.
   const [fetched] = await Promise.all([download, warmRuntime(adapterReason === null)]);
   let model = fetched;
