@@ -1,8 +1,9 @@
 /**
  * Messages between the page and the model worker. The worker owns the
  * onnxruntime-web sessions, so a slow forward pass never freezes the page.
- * One worker serves a whole page: it compiles onnxruntime's WASM once and
- * holds one session per checkpoint (keyed by the model's URL). Every request
+ * One worker serves a whole page: it compiles onnxruntime's WASM once, holds
+ * every checkpoint the page opened (keyed by the model's URL) and one session
+ * per graph, which the checkpoints' weights are fed to. Every request
  * carries an id that its replies (progress included) repeat.
  */
 import type { NextTokenReadout, RouteOverrides } from "../lib/model/route-overrides.js";
