@@ -80,12 +80,26 @@ export async function benchModel(): Promise<BenchRow[]> {
     return rows;
   }
   const site = await serveDist(`${root}dist/`);
+  // Cold navigations, each in a fresh browser context: timings on two shared cores wander by ±1 s.
+  const coldVisits: number[] = [];
+  for (let visit = 0; visit < 5; visit++) {
+    const context = await launch();
+    try {
+      await recordFirstFrames(context, ["[data-testid=tokens]"]);
+      const page = await context.newPage();
+      await page.goto(`${site.url}playground?ep=wasm`, { waitUntil: "commit" });
+      coldVisits.push(await firstFrameOf(page, "[data-testid=tokens]", 120_000));
+    } finally {
+      await context.close();
+    }
+  }
+  const cold = coldVisits.sort((a, b) => a - b)[2];
   const browser = await launch();
   try {
     await recordFirstFrames(browser, ["[data-testid=tokens]"]);
     const page = await browser.newPage();
     await page.goto(`${site.url}playground?ep=wasm`, { waitUntil: "commit" });
-    const cold = await firstFrameOf(page, "[data-testid=tokens]", 120_000);
+    await firstFrameOf(page, "[data-testid=tokens]", 120_000);
     let round = 0;
     const route = async () => {
       // the submit button is enabled only when the text changed
@@ -127,7 +141,7 @@ export async function benchModel(): Promise<BenchRow[]> {
       case: "navigation → first routed text, cold cache",
       value: cold,
       unit: "ms",
-      note: `target ≤ 2000 ms; ${cold <= 2000 ? "met" : "MISSED"}`,
+      note: `median of 5 cold visits (${coldVisits.map(Math.round).join(", ")} ms); target ≤ 2000 ms: ${cold <= 2000 ? "met" : "MISSED"}`,
     });
     rows.push({
       suite,

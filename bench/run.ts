@@ -5,7 +5,7 @@
  * `npm run bench -- loss` runs only the suites whose name contains "loss".
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { benchLossEngine } from "./loss-engine.js";
 import { benchLiveTraining } from "./live-training.js";
 import { benchModel } from "./model.js";
@@ -27,6 +27,8 @@ const suites: [string, () => Promise<BenchRow[]>][] = [
 
 const filter = process.argv[2];
 const rows: BenchRow[] = [];
+// The machine may be shared: its load before and after says how far to trust this run's absolute times.
+const loadBefore = loadavg()[0];
 for (const [name, run] of suites) {
   if (filter && !name.includes(filter)) continue;
   process.stderr.write(`running ${name}…\n`);
@@ -46,12 +48,17 @@ for (const row of rows) {
   const value = Number.isFinite(row.value) ? row.value.toFixed(row.value < 10 ? 2 : 0) : "—";
   console.log(`${row.case.padEnd(width)}  ${value.padStart(10)}  ${row.unit.padEnd(4)}  ${row.note ?? ""}`);
 }
+const loadAfter = loadavg()[0];
+console.log(
+  `\nload average (1 min) before ${loadBefore.toFixed(2)}, after ${loadAfter.toFixed(2)} on ${cpus().length} cores: above the core count, other work shared the CPUs and the absolute times read high`,
+);
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 const result = {
   date: new Date().toISOString(),
   node: process.version,
   cpu: cpus()[0]?.model,
   cores: cpus().length,
+  loadAverage: { before: loadBefore, after: loadAfter },
   rows,
 };
 writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(result, null, 2));
