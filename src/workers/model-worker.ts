@@ -34,13 +34,13 @@ interface Runner {
   firstRun: boolean;
 }
 
-/** One open checkpoint: the session that runs it, the weights each run feeds it (none when the session holds them), its bytes. */
+/** One open checkpoint: the session that runs it, the weights each run feeds it (none when the session holds them), its file's size. */
 interface OpenModel {
   runner: Runner;
   /** The graph's own inputs: what a run feeds besides the weights. */
   inputNames: readonly string[];
   weights: readonly Weight[];
-  bytes: Uint8Array;
+  size: number;
   fromCache: boolean;
 }
 
@@ -113,7 +113,7 @@ async function load(request: LoadRequest): Promise<void> {
       fallbackReason: open.runner.fallbackReason,
       loadMs: performance.now() - started,
       fromCache: open.fromCache,
-      bytes: open.bytes.byteLength,
+      bytes: open.size,
     });
     return;
   }
@@ -242,7 +242,7 @@ async function openModel(bytes: Uint8Array, adapterReason: string | null): Promi
   }
   if (!split) {
     const runner = await openRunner(bytes, adapterReason, "all");
-    return { runner, inputNames: runner.session.inputNames, weights: [], bytes, fromCache: false };
+    return { runner, inputNames: runner.session.inputNames, weights: [], size: bytes.byteLength, fromCache: false };
   }
   const { graph } = split;
   const key = `${adapterReason === null ? "webgpu" : "wasm"}/${split.key}`;
@@ -255,7 +255,7 @@ async function openModel(bytes: Uint8Array, adapterReason: string | null): Promi
   let runner = await shared;
   // Two graphs with one key (a hash collision): this one gets a session of its own.
   if (!sameGraph(runner.graph, graph)) runner = await openRunner(graph, adapterReason, WEIGHTLESS_OPTIMIZATION);
-  return { runner, inputNames: split.inputNames, weights: split.weights, bytes, fromCache: false };
+  return { runner, inputNames: split.inputNames, weights: split.weights, size: bytes.byteLength, fromCache: false };
 }
 
 /**
