@@ -66,7 +66,7 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   if (request.type === "prefetch") {
     const { modelUrl, id } = request;
     if (!models.has(modelUrl) && !prefetched.has(modelUrl)) {
-      const download = prefetchChain.then(() => fetchModel(modelUrl, id));
+      const download = prefetchChain.then(() => fetchModel(modelUrl, null));
       prefetchChain = download.catch(() => undefined);
       prefetched.set(modelUrl, download);
     }
@@ -370,12 +370,19 @@ async function openCache(): Promise<Cache | null> {
   return "caches" in self ? await caches.open(CACHE).catch(() => null) : null;
 }
 
-/** The model's bytes from Cache Storage, or from the network with progress. */
-async function fetchModel(url: string, id: number): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
+/** Progress is posted at most this often: the page redraws a progress bar, not a chunk count. */
+const PROGRESS_MS = 100;
+
+/**
+ * The model's bytes from Cache Storage, or from the network with progress for
+ * request `id` (none for a prefetch, whose progress nobody reads: each message
+ * is a task on the page's busy main thread, ~90 a checkpoint unthrottled).
+ */
+async function fetchModel(url: string, id: number | null): Promise<{ bytes: Uint8Array; fromCache: boolean }> {
   const cached = await (await openCache())?.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
-    post({ id, type: "progress", loaded: bytes.byteLength, total: bytes.byteLength, fromCache: true });
+    if (id !== null) post({ id, type: "progress", loaded: bytes.byteLength, total: bytes.byteLength, fromCache: true });
     return { bytes, fromCache: true };
   }
   const file = url.split("/").pop();
@@ -400,13 +407,18 @@ async function fetchModel(url: string, id: number): Promise<{ bytes: Uint8Array;
     const reader = response.body.getReader();
     const chunks: Uint8Array[] = [];
     let loaded = 0;
+    let reported = -Infinity;
     for (;;) {
       patience();
       const { done, value } = await reader.read();
       if (done) break;
       chunks.push(value);
       loaded += value.byteLength;
-      post({ id, type: "progress", loaded, total, fromCache: false });
+      const now = performance.now();
+      if (id !== null && (now - reported >= PROGRESS_MS || loaded === total)) {
+        reported = now;
+        post({ id, type: "progress", loaded, total, fromCache: false });
+      }
     }
     if (total !== null && loaded !== total)
       throw new Error(`the download of ${file} ended after ${loaded} of ${total} bytes; reload the page to try again`);
