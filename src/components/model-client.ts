@@ -165,14 +165,12 @@ export interface RoutedSequences extends LogitsBatch {
 /**
  * The one loop that runs OLMoE-mini over several sequences (a long text's
  * windows, the sample batch, one sample) and joins their router logits,
- * layer-major, into a batch whose sequences are the inputs. `onSequence`
- * hears before each forward pass, for progress.
+ * layer-major, into a batch whose sequences are the inputs.
  */
 export async function routeSequences(
   client: ModelClient,
   modelUrl: string,
   sequences: readonly (readonly number[])[],
-  onSequence: (index: number, count: number) => void = () => {},
   maxBatch = 8,
 ): Promise<RoutedSequences> {
   if (sequences.length === 0) throw new Error("no sequence to route");
@@ -180,7 +178,6 @@ export async function routeSequences(
   const parts: ForwardResult[] = [];
   let ms = 0;
   for (const run of equalLengthRuns(sequences, maxBatch)) {
-    onSequence(run[0], sequences.length);
     const result = await client.forward(
       modelUrl,
       run.map((i) => sequences[i]),
@@ -208,6 +205,7 @@ export async function loadAndRoute(
   progress: { onDownload?: ProgressListener; onLoaded?: (loaded: LoadedModel) => void } = {},
 ): Promise<{ loaded: LoadedModel; routed: RoutedSequences }> {
   const loading = client.load(load, progress.onDownload);
+  // routeSequences posts its first forward pass before its first await: it is queued right behind the load.
   const routing = routeSequences(client, load.modelUrl, sequences);
   routing.catch(() => {}); // after a failed load the run fails too: the load's error is the one to report
   const loaded = await loading;

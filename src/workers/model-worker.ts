@@ -31,6 +31,8 @@ interface Runner {
   backend: Backend;
   fallbackReason: string | null;
   graph: Uint8Array;
+  /** The optimisation level it was opened with (a WASM fallback reopens it so). */
+  level: Optimization;
   firstRun: boolean;
 }
 
@@ -278,12 +280,12 @@ async function openRunner(graph: Uint8Array, adapterReason: string | null, level
         graphOptimizationLevel: level,
         logSeverityLevel: 3,
       });
-      opened = { session, ort, backend: "webgpu", fallbackReason: null, graph, firstRun: true };
+      opened = { session, ort, backend: "webgpu", fallbackReason: null, graph, level, firstRun: true };
     } catch (error) {
       fallbackReason = `WebGPU session failed: ${describe(error)}`;
     }
   } else fallbackReason = adapterReason;
-  if (!opened) opened = { ...(await openWasm(graph, level)), fallbackReason, graph, firstRun: true };
+  if (!opened) opened = { ...(await openWasm(graph, level)), fallbackReason, graph, level, firstRun: true };
   const outputs = opened.session.outputNames;
   if (!outputs.includes("router_logits")) {
     throw new Error(
@@ -312,7 +314,7 @@ async function run(request: RunRequest): Promise<void> {
   } catch (error) {
     if (runner.backend !== "webgpu" || !runner.firstRun) throw error;
     // WebGPU failed on its first run: fall back to WASM for good (every checkpoint of this graph with it).
-    Object.assign(runner, await openWasm(runner.graph, model.weights.length ? WEIGHTLESS_OPTIMIZATION : "all"), {
+    Object.assign(runner, await openWasm(runner.graph, runner.level), {
       fallbackReason: `WebGPU failed at the first run: ${describe(error)}`,
     });
     output = await runner.session.run(feedsOf(runner.ort));
