@@ -14,7 +14,7 @@ import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { forwardFeeds, nextTokenReadout, overrideShapeOf } from "../lib/model/route-overrides.js";
-import { sameGraph, splitWeights, weightFeeds, type Weight } from "../lib/model/onnx-weights.js";
+import { sameGraph, splitWeights, weightFeeds, type SplitModel, type Weight } from "../lib/model/onnx-weights.js";
 
 const overrideShape = overrideShapeOf(olmoeMini);
 
@@ -236,7 +236,7 @@ function warmRuntime(webgpu: boolean): Promise<unknown> {
  * says why) opens as it is, with its weights in its own session.
  */
 async function openModel(bytes: Uint8Array, adapterReason: string | null): Promise<OpenModel> {
-  let split: ReturnType<typeof splitWeights> | null = null;
+  let split: SplitModel | null = null;
   try {
     split = splitWeights(bytes);
   } catch {

@@ -5,7 +5,7 @@
  * their weights, so a page that routes four of them opens one inference
  * session and feeds it four sets of weights: on two cores onnxruntime-web
  * takes 0.3–0.45 s to open a session for each checkpoint (parsing and
- * planning ~1,000 nodes) against ~10 ms to read a checkpoint's weights here.
+ * planning ~1,000 nodes) against ~20 ms (15–70 ms in Node) to read a checkpoint's weights here.
  *
  * Checkpoints exported by torch differ in ways that do not change what they
  * compute, and the graph is normalised so that equal graphs are equal bytes:
