@@ -13,6 +13,7 @@ import { serveDist } from "../tools/static-server.js";
 import type { Page } from "playwright-core";
 import type { BenchRow } from "./timing.js";
 import { firstFrameOf, recordFirstFrames } from "./first-frame.js";
+import { describeWork, recordModelWork, recordedWork, runtimeFloorVisit, type ModelWork } from "./runtime-floor.js";
 
 const suite = "pages";
 /** Cold visits per page (a fresh browser context each): timings on two shared cores wander by ±1 s. */
@@ -48,10 +49,13 @@ export async function benchPages(): Promise<BenchRow[]> {
       const first: number[] = [];
       const live: number[] = [];
       const wasm: number[] = [];
+      const floor: number[] = [];
+      let work: ModelWork | null = null;
       for (let round = 0; round < VISITS; round++) {
         const context = await launch();
         const liveTable = `[data-testid=${table}][data-source=live]`;
         await recordFirstFrames(context, [liveTable]);
+        await recordModelWork(context);
         const page = await context.newPage();
         let wasmFetches = 0;
         page.on("request", (r) => void (r.url().endsWith(".wasm") && wasmFetches++));
@@ -63,7 +67,10 @@ export async function benchPages(): Promise<BenchRow[]> {
         await page.evaluate(`document.querySelector("[data-testid=${table}]")?.scrollIntoView({ block: "center" })`);
         live.push(await firstFrameOf(page, liveTable));
         wasm.push(wasmFetches);
+        work = await recordedWork(page);
         await context.close();
+        // Interleaved: the work this visit asked of its model worker, by that worker alone in an empty page.
+        floor.push((await runtimeFloorVisit(site, work)).ms);
       }
       rows.push(
         {
@@ -79,6 +86,13 @@ export async function benchPages(): Promise<BenchRow[]> {
           value: median(live),
           unit: "ms",
           note: `median of ${VISITS}, cold; every checkpoint the section routes; target ≤ 3000: ${median(live) <= 3000 ? "met" : "MISSED"}`,
+        },
+        {
+          suite,
+          case: `${path}: same work, the model worker alone in an empty page (runtime floor)`,
+          value: median(floor),
+          unit: "ms",
+          note: `median of ${VISITS}, cold, interleaved with the page's visits: new Worker → ${work ? describeWork(work) : "—"}, as the page asked; onnxruntime-web alone, nothing else running`,
         },
         {
           suite,
