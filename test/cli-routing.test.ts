@@ -5,8 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeNpy } from "../src/lib/io/npy.js";
@@ -16,13 +15,13 @@ import { routingPresets } from "../src/lib/presets.js";
 import { lossRecord } from "../src/lib/losses/index.js";
 import { summarize } from "../src/lib/summary.js";
 import { normalGenerator } from "../src/lib/random.js";
-import { assertClose } from "./helpers.js";
+import { assertClose, scratchDir } from "./helpers.js";
 import { routeLayer, loadOf, differingTokens } from "../src/lib/routed-layer.js";
 import { maxVioOfLoad } from "../src/lib/losses/max-vio.js";
 import { switchLblFromLoad } from "../src/lib/capacity.js";
 
 const bin = fileURLToPath(new URL("../bin/moe-lab.js", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "moe-lab-routing-"));
+const dir = scratchDir("moe-lab-routing-");
 const run = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
   new Promise((resolve) =>
     execFile(process.execPath, [bin, ...args], (error, stdout, stderr) =>

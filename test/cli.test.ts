@@ -3,16 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { npyHeader, writeNpy } from "../src/lib/io/npy.js";
 import { writeSafetensors } from "../src/lib/io/safetensors.js";
-import { assertClose } from "./helpers.js";
+import { assertClose, scratchDir } from "./helpers.js";
 
 const bin = fileURLToPath(new URL("../bin/moe-lab.js", import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), "moe-lab-cli-"));
+const dir = scratchDir("moe-lab-cli-");
 const examples = JSON.parse(readFileSync(new URL("./fixtures/worked-examples.json", import.meta.url), "utf8"));
 
 function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,6 +1,21 @@
 import assert from "node:assert/strict";
+import { after } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import type { RouterLogits } from "../src/lib/types.js";
+
+/**
+ * A scratch folder in the system's temporary folder, removed after the tests
+ * of the file (or of the test) that made it: every run of the suite would
+ * otherwise leave its files behind.
+ */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** |a − b| ≤ rel · max(|a|, |b|, floor). */
 export function assertClose(actual: number, expected: number, relative: number, label = "", floor = 1e-12): void {

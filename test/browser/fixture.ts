@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { BrowserContext, Page } from "playwright-core";
 import { launch, watchProblems } from "../../tools/chromium.js";
+// The browser tests' scratch folders are the other tests' (removed after the file's tests).
+export { scratchDir } from "../helpers.js";
 import { serveDist, type StaticSite } from "../../tools/static-server.js";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -59,13 +59,6 @@ export function useBuiltSite(options: { webgpu?: boolean } = {}): BuiltSite {
       return { page, problems };
     },
   };
-}
-
-/** A scratch folder for the files a test file writes, removed after its tests. */
-export function scratchDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** `moe-lab losses PATH ARGS…` as a subprocess: the JSON record it prints (the tests read it field by field). */

@@ -4,15 +4,14 @@
 // SwiftShader and compared with WASM.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page, Route } from "playwright-core";
 import * as ort from "onnxruntime-node";
 import { launch, testTimeout, watchProblems } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
-import { root, useBuiltSite } from "./fixture.js";
+import { root, scratchDir, useBuiltSite } from "./fixture.js";
 import { Tokenizer } from "../../src/lib/model/tokenizer.js";
 import { joinWindows, splitIntoWindows } from "../../src/lib/model/windows.js";
 import { lossDescriptors, lossName, lossRecord, lossByName } from "../../src/lib/losses/index.js";
@@ -361,7 +360,7 @@ test(
 
 // A valid ONNX model that has no router_logits output (made with python3-onnx, as the recipe's tools).
 const noRouterModel = (() => {
-  const path = join(mkdtempSync(join(tmpdir(), "moe-lab-onnx-")), "no-router.onnx");
+  const path = join(scratchDir("moe-lab-onnx-"), "no-router.onnx");
   const script = [
     "import onnx, sys",
     "from onnx import helper, TensorProto",

@@ -5,10 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { python, root, missingRecipeTools } from "./smoke-corpus.js";
+import { scratchDir } from "../helpers.js";
 
 const missing = missingRecipeTools(["torch", "numpy"]);
 
@@ -38,7 +37,7 @@ test(
   "pytorch.py's logits and bias, routed by the lab, give the loads torch dispatched",
   { skip: missing || false },
   () => {
-    const dir = mkdtempSync(join(tmpdir(), "moe-lab-dump-"));
+    const dir = scratchDir("moe-lab-dump-");
     const ran = spawnSync(python, ["-c", toyRouter, dir], { cwd: root, encoding: "utf8" });
     assert.equal(ran.status, 0, ran.stderr);
     const torchLoads = JSON.parse(ran.stdout);

@@ -2,16 +2,16 @@
 // samples (every fifth held out), repeated so that random windows of 257
 // tokens always fit, tokenized by the lab's TypeScript tokenizer at 400 ids.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { scratchDir } from "../helpers.js";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 export const python = "/usr/bin/python3";
 
 export function makeSmokeCorpus(prefix: string): { dir: string; corpus: string } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = scratchDir(prefix);
   const corpus = join(dir, "corpus");
   mkdirSync(corpus);
   const lines: { train: string[]; heldout: string[] } = { train: [], heldout: [] };
