@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { performance } from "node:perf_hooks";
-import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -151,8 +151,10 @@ export async function benchLossEngine(): Promise<BenchRow[]> {
   const torchTimes: number[] = [];
   let torch: Awaited<ReturnType<typeof startTorch>> | null = null;
   let torchSkipped = "";
+  // The batch as a file for PyTorch (65 MB), removed once the rounds are done.
+  let scratch: string | null = null;
   if (existsSync("/usr/bin/python3")) {
-    const dir = mkdtempSync(join(tmpdir(), "moe-bench-"));
+    const dir = (scratch = mkdtempSync(join(tmpdir(), "moe-bench-")));
     const path = join(dir, "logits.npy");
     writeFileSync(path, writeNpy(data, [layers, tokens, experts]));
     torch = await startTorch(path).catch((error: Error) => {
@@ -160,15 +162,19 @@ export async function benchLossEngine(): Promise<BenchRow[]> {
       return null;
     });
   } else torchSkipped = "/usr/bin/python3 not found";
-  engineRun(); // warm-up
-  await shardedRun();
-  for (let round = 0; round < 5; round++) {
-    engineTimes.push(engineRun());
-    shardedTimes.push(await shardedRun());
-    if (torch) torchTimes.push(await torch.run());
+  try {
+    engineRun(); // warm-up
+    await shardedRun();
+    for (let round = 0; round < 5; round++) {
+      engineTimes.push(engineRun());
+      shardedTimes.push(await shardedRun());
+      if (torch) torchTimes.push(await torch.run());
+    }
+  } finally {
+    torch?.stop();
+    await Promise.all(workers.map((w) => w.terminate()));
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
-  torch?.stop();
-  await Promise.all(workers.map((w) => w.terminate()));
   const engine = median(engineTimes);
   const sharded = median(shardedTimes);
   if (JSON.stringify(shardedRecord) !== JSON.stringify(record))
