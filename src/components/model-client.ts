@@ -51,11 +51,25 @@ export class ModelClient {
     message: Record<string, unknown>,
     transfer: Transferable[] = [],
     onProgress?: ProgressListener,
+    signal?: AbortSignal,
   ): Promise<WorkerMessage> {
     if (this.crashed) return Promise.reject(this.crashed);
+    if (signal?.aborted) return Promise.reject(cancelledError());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
+      // Aborted before its answer: the worker drops it if it has not started, and a late answer finds no one waiting.
+      const abort = () => {
+        if (!this.pending.delete(id)) return;
+        this.worker.postMessage({ type: "cancel", id });
+        reject(cancelledError());
+      };
+      signal?.addEventListener("abort", abort, { once: true });
+      const settled = () => signal?.removeEventListener("abort", abort);
+      this.pending.set(id, {
+        resolve: (message) => (settled(), resolve(message)),
+        reject: (error) => (settled(), reject(error)),
+        onProgress,
+      });
       this.worker.postMessage({ ...message, id }, transfer);
     });
   }
@@ -85,15 +99,19 @@ export class ModelClient {
   async forward(
     modelUrl: string,
     sequences: readonly (readonly number[])[],
-    options: { overrides?: RouteOverrides; readNextToken?: boolean } = {},
+    options: { overrides?: RouteOverrides; readNextToken?: boolean; signal?: AbortSignal } = {},
   ): Promise<ForwardResult> {
     if (sequences.length === 0) throw new Error("no sequence to run");
     const seq = sequences[0].length;
     if (sequences.some((ids) => ids.length !== seq)) throw new Error("one forward pass takes sequences of one length");
     const inputIds = Int32Array.from(sequences.flat());
-    const message = await this.request({ type: "run", modelUrl, inputIds, batch: sequences.length, seq, ...options }, [
-      inputIds.buffer,
-    ]);
+    const { signal, ...runOptions } = options;
+    const message = await this.request(
+      { type: "run", modelUrl, inputIds, batch: sequences.length, seq, ...runOptions },
+      [inputIds.buffer],
+      undefined,
+      signal,
+    );
     if (message.type !== "result") throw new Error(`unexpected reply ${message.type}`);
     return message;
   }
@@ -110,6 +128,11 @@ export class ModelClient {
     for (const pending of this.pending.values()) pending.reject(closed);
     this.pending.clear();
   }
+}
+
+/** What a forward pass cancelled through its signal rejects with (the DOM's name for it: AbortError). */
+function cancelledError(): Error {
+  return new DOMException("the forward pass was cancelled", "AbortError");
 }
 
 const perPage = new Map<string, ModelClient>();
@@ -171,7 +194,7 @@ export async function routeSequences(
   client: ModelClient,
   modelUrl: string,
   sequences: readonly (readonly number[])[],
-  maxBatch = 8,
+  { maxBatch = 8, signal }: { maxBatch?: number; signal?: AbortSignal } = {},
 ): Promise<RoutedSequences> {
   if (sequences.length === 0) throw new Error("no sequence to route");
   // Sequences of one length go in one call (a page's fixed samples: one pass instead of eight).
@@ -181,6 +204,7 @@ export async function routeSequences(
     const result = await client.forward(
       modelUrl,
       run.map((i) => sequences[i]),
+      { signal },
     );
     ms += result.ms;
     for (const part of splitBatch(result))
@@ -202,11 +226,12 @@ export async function loadAndRoute(
   client: ModelClient,
   load: Omit<LoadRequest, "type" | "id">,
   sequences: readonly (readonly number[])[],
-  progress: { onDownload?: ProgressListener; onLoaded?: (loaded: LoadedModel) => void } = {},
+  progress: { onDownload?: ProgressListener; onLoaded?: (loaded: LoadedModel) => void; signal?: AbortSignal } = {},
 ): Promise<{ loaded: LoadedModel; routed: RoutedSequences }> {
   const loading = client.load(load, progress.onDownload);
   // routeSequences posts its first forward pass before its first await: it is queued right behind the load.
-  const routing = routeSequences(client, load.modelUrl, sequences);
+  // The signal cancels the forward passes, never the load: the checkpoint stays open for the next request.
+  const routing = routeSequences(client, load.modelUrl, sequences, { signal: progress.signal });
   routing.catch(() => {}); // after a failed load the run fails too: the load's error is the one to report
   const loaded = await loading;
   progress.onLoaded?.(loaded);

@@ -57,7 +57,17 @@ export interface PrefetchRequest {
   modelUrl: string;
 }
 
-export type WorkerRequest = LoadRequest | RunRequest | PrefetchRequest;
+/**
+ * Drop the forward pass `id` if it has not started: its answer is nobody's any
+ * more (the reader chose another sample while it waited in the queue). No
+ * answer, to this or to the dropped request.
+ */
+export interface CancelRequest {
+  type: "cancel";
+  id: number;
+}
+
+export type WorkerRequest = LoadRequest | RunRequest | PrefetchRequest | CancelRequest;
 
 export type WorkerMessage = { id: number } & (
   | { type: "progress"; loaded: number; total: number | null; fromCache: boolean }

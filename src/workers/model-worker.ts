@@ -61,10 +61,17 @@ const prefetched = new Map<string, Promise<{ bytes: Uint8Array; fromCache: boole
 let prefetchChain: Promise<unknown> = Promise.resolve();
 
 // Requests run one at a time, in order (a session is not asked to run twice at once);
-// a prefetch starts its download beside them.
+// a prefetch starts its download beside them, and a cancel takes a waiting run out of the queue.
 let queue: Promise<void> = Promise.resolve();
+/** Forward passes cancelled while they waited; ids count up, so a cancel for a started one is ignored. */
+const cancelled = new Set<number>();
+let lastStarted = -Infinity;
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
+  if (request.type === "cancel") {
+    if (request.id > lastStarted) cancelled.add(request.id);
+    return;
+  }
   if (request.type === "prefetch") {
     const { modelUrl, id } = request;
     if (!models.has(modelUrl) && !prefetched.has(modelUrl)) {
@@ -75,6 +82,8 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
     return;
   }
   queue = queue.then(async () => {
+    lastStarted = Math.max(lastStarted, request.id);
+    if (cancelled.delete(request.id) && request.type === "run") return; // a load is never dropped: other runs need it
     try {
       if (request.type === "load") await load(request);
       else await run(request);

@@ -1,0 +1,97 @@
+// The built model worker on its own, in an empty page of the site: a forward
+// pass cancelled while it waits in the queue is dropped there (the one behind
+// it answers, and it never does), and a cancel never drops a load.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { testTimeout } from "../../tools/chromium.js";
+import { root, useBuiltSite } from "./fixture.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
+import type { WorkerMessage } from "../../src/workers/model-protocol.js";
+
+const built = useBuiltSite();
+const skip = olmoeMini.checkpoints.some((c) => existsSync(`${root}data/models/${c}.onnx`))
+  ? false
+  : "no OLMoE-mini checkpoint in data/models yet";
+
+/** The worker, runtime and first checkpoint the playground's early-model links name, resolved against the site. */
+function links(): Record<string, string> {
+  const html = readFileSync(`${root}dist/playground.html`, "utf8");
+  return Object.fromEntries(
+    [...html.matchAll(/data-early-model="([\w-]+)" href="([^"]+)"/g)].map(([, name, href]) => [
+      name,
+      new URL(href, built.site.url).href,
+    ]),
+  );
+}
+
+/** Posts `requests` to a fresh model worker in an empty page; its answers (progress aside) until the one to `lastId`, or an error. */
+async function converse(requests: Record<string, unknown>[], lastId: number): Promise<WorkerMessage[]> {
+  const page = await built.browser.newPage();
+  try {
+    const blank = `${built.site.url}__model-worker.html`;
+    await page.route(blank, (route) =>
+      route.fulfill({ contentType: "text/html", body: "<!doctype html><title>w</title>" }),
+    );
+    await page.goto(blank);
+    return await page.evaluate(
+      ({ workerUrl, requests, lastId }) =>
+        new Promise<WorkerMessage[]>((resolve) => {
+          const answers: WorkerMessage[] = [];
+          const worker = new Worker(workerUrl, { type: "module" });
+          worker.onmessage = ({ data }: MessageEvent<WorkerMessage>) => {
+            if (data.type === "progress") return;
+            answers.push(data);
+            if (data.id === lastId || data.type === "error") {
+              worker.terminate();
+              resolve(answers);
+            }
+          };
+          for (const request of requests)
+            worker.postMessage(
+              request.type === "run"
+                ? { ...request, inputIds: Int32Array.from(request.inputIds as number[]) }
+                : request,
+            );
+        }),
+      { workerUrl: links().worker, requests, lastId },
+    );
+  } finally {
+    await page.close();
+  }
+}
+
+test(
+  "a forward pass cancelled while it waits is dropped; a cancelled load is not, and the pass after them answers",
+  { skip, timeout: testTimeout },
+  async () => {
+    const l = links();
+    const modelUrl = l.model;
+    const load = (id: number) => ({
+      type: "load",
+      id,
+      modelUrl,
+      backend: "wasm",
+      wasmPaths: {
+        wasm: { mjs: l["wasm-mjs"], wasm: l.wasm },
+        webgpu: { mjs: l["webgpu-mjs"], wasm: l["webgpu-wasm"] },
+      },
+    });
+    const run = (id: number) => ({ type: "run", id, modelUrl, batch: 1, seq: 8, inputIds: [1, 2, 3, 4, 5, 6, 7, 8] });
+    // Load 1 takes a download and a compile: both cancels arrive while pass 2 and load 3 still wait
+    // behind it (load 3's even before load 3 itself). Answers come in the order asked, so pass 2's
+    // would come before load 3's.
+    const answers = await converse(
+      [load(1), run(2), { type: "cancel", id: 2 }, { type: "cancel", id: 3 }, load(3), run(4)],
+      4,
+    );
+    assert.deepEqual(
+      answers.map((a) => [a.id, a.type]),
+      [
+        [1, "loaded"],
+        [3, "loaded"],
+        [4, "result"],
+      ],
+    );
+  },
+);
