@@ -49,9 +49,11 @@ export class ModelClient {
 
   private request(
     message: Record<string, unknown>,
-    transfer: Transferable[] = [],
-    onProgress?: ProgressListener,
-    signal?: AbortSignal,
+    {
+      transfer = [],
+      onProgress,
+      signal,
+    }: { transfer?: Transferable[]; onProgress?: ProgressListener; signal?: AbortSignal } = {},
   ): Promise<WorkerMessage> {
     if (this.crashed) return Promise.reject(this.crashed);
     if (signal?.aborted) return Promise.reject(cancelledError());
@@ -64,10 +66,10 @@ export class ModelClient {
         reject(cancelledError());
       };
       signal?.addEventListener("abort", abort, { once: true });
-      const settled = () => signal?.removeEventListener("abort", abort);
+      const unlisten = () => signal?.removeEventListener("abort", abort);
       this.pending.set(id, {
-        resolve: (message) => (settled(), resolve(message)),
-        reject: (error) => (settled(), reject(error)),
+        resolve: (message) => (unlisten(), resolve(message)),
+        reject: (error) => (unlisten(), reject(error)),
         onProgress,
       });
       this.worker.postMessage({ ...message, id }, transfer);
@@ -76,7 +78,7 @@ export class ModelClient {
 
   /** Opens a checkpoint (at once if this worker already holds it). */
   async load(request: Omit<LoadRequest, "type" | "id">, onProgress?: ProgressListener): Promise<LoadedModel> {
-    const message = await this.request({ type: "load", ...request }, [], onProgress);
+    const message = await this.request({ type: "load", ...request }, { onProgress });
     if (message.type !== "loaded") throw new Error(`unexpected reply ${message.type}`);
     return message;
   }
@@ -108,9 +110,7 @@ export class ModelClient {
     const { signal, ...runOptions } = options;
     const message = await this.request(
       { type: "run", modelUrl, inputIds, batch: sequences.length, seq, ...runOptions },
-      [inputIds.buffer],
-      undefined,
-      signal,
+      { transfer: [inputIds.buffer], signal },
     );
     if (message.type !== "result") throw new Error(`unexpected reply ${message.type}`);
     return message;
