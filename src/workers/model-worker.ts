@@ -312,6 +312,12 @@ async function run(request: RunRequest): Promise<void> {
     throw new Error("this model file has no logits output (a router-only graph): load the checkpoint's full graph");
   // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
   const { inputIds, batch, seq, overrides } = request;
+  // The graph computes RoPE for any length, but OLMoE-mini never saw more than `context` tokens at once:
+  // its routing of a longer sequence would be a number from outside anything it learned.
+  if (seq > olmoeMini.context)
+    throw new Error(
+      `a sequence of ${seq} tokens is longer than OLMoE-mini's context of ${olmoeMini.context}: route a longer text as windows, as the pages do`,
+    );
   const feedsOf = (ort: Ort) => ({
     ...forwardFeeds(ort.Tensor, model.inputNames, overrideShape, inputIds, batch, seq, overrides),
     ...weightFeeds(ort.Tensor, model.weights),

@@ -1,6 +1,7 @@
 // The built model worker on its own, in an empty page of the site: a forward
 // pass cancelled while it waits in the queue is dropped there (the one behind
-// it answers, and it never does), and a cancel never drops a load.
+// it answers, and it never does), a cancel never drops a load, and a sequence
+// longer than the model's context is refused with its reason.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -61,28 +62,46 @@ async function converse(requests: Record<string, unknown>[], lastId: number): Pr
   }
 }
 
+/** Opening the playground's first checkpoint on WASM, as request `id`. */
+function loadRequest(id: number): Record<string, unknown> {
+  const l = links();
+  return {
+    type: "load",
+    id,
+    modelUrl: l.model,
+    backend: "wasm",
+    wasmPaths: { wasm: { mjs: l["wasm-mjs"], wasm: l.wasm }, webgpu: { mjs: l["webgpu-mjs"], wasm: l["webgpu-wasm"] } },
+  };
+}
+
+/** A forward pass of that checkpoint over `seq` tokens, as request `id`. */
+function runRequest(id: number, seq = 8): Record<string, unknown> {
+  return {
+    type: "run",
+    id,
+    modelUrl: links().model,
+    batch: 1,
+    seq,
+    inputIds: Array.from({ length: seq }, (_, i) => i + 1),
+  };
+}
+
 test(
   "a forward pass cancelled while it waits is dropped; a cancelled load is not, and the pass after them answers",
   { skip, timeout: testTimeout },
   async () => {
-    const l = links();
-    const modelUrl = l.model;
-    const load = (id: number) => ({
-      type: "load",
-      id,
-      modelUrl,
-      backend: "wasm",
-      wasmPaths: {
-        wasm: { mjs: l["wasm-mjs"], wasm: l.wasm },
-        webgpu: { mjs: l["webgpu-mjs"], wasm: l["webgpu-wasm"] },
-      },
-    });
-    const run = (id: number) => ({ type: "run", id, modelUrl, batch: 1, seq: 8, inputIds: [1, 2, 3, 4, 5, 6, 7, 8] });
     // Load 1 takes a download and a compile: both cancels arrive while pass 2 and load 3 still wait
     // behind it (load 3's even before load 3 itself). Answers come in the order asked, so pass 2's
     // would come before load 3's.
     const answers = await converse(
-      [load(1), run(2), { type: "cancel", id: 2 }, { type: "cancel", id: 3 }, load(3), run(4)],
+      [
+        loadRequest(1),
+        runRequest(2),
+        { type: "cancel", id: 2 },
+        { type: "cancel", id: 3 },
+        loadRequest(3),
+        runRequest(4),
+      ],
       4,
     );
     assert.deepEqual(
@@ -92,6 +111,27 @@ test(
         [3, "loaded"],
         [4, "result"],
       ],
+    );
+  },
+);
+
+test(
+  "a sequence longer than OLMoE-mini's context is refused with the reason",
+  { skip, timeout: testTimeout },
+  async () => {
+    const seq = olmoeMini.context + 1;
+    const answers = await converse([loadRequest(1), runRequest(2, seq)], 2);
+    assert.deepEqual(
+      answers.map((a) => [a.id, a.type]),
+      [
+        [1, "loaded"],
+        [2, "error"],
+      ],
+    );
+    const refusal = answers[1] as Extract<WorkerMessage, { type: "error" }>;
+    assert.match(
+      refusal.message,
+      new RegExp(`${seq} tokens is longer than OLMoE-mini's context of ${olmoeMini.context}`),
     );
   },
 );
