@@ -36,7 +36,7 @@ export interface RunRequest {
   id: number;
   /** Which open session runs it. */
   modelUrl: string;
-  /** Token ids, batch × seq, row-major. */
+  /** Token ids, batch × seq, row-major; seq at most OLMoE-mini's context (a longer sequence is refused). */
   inputIds: Int32Array;
   batch: number;
   seq: number;
