@@ -4,8 +4,10 @@
  * (the runtime's WASM is compiled once; the checkpoints share a graph and
  * differ in their weights, which each run feeds: src/lib/model/onnx-weights.ts),
  * on WebGPU when the browser offers a hardware adapter and on WASM otherwise,
- * and runs forward passes. Falls back to WASM when WebGPU fails at session
- * creation or at the first run, and says why. A file is kept in Cache
+ * and runs forward passes, one at a time in the order asked (a waiting one can
+ * be cancelled; one longer than the model's context is refused). Falls back to
+ * WASM when WebGPU fails at session creation or at the first run, and says
+ * why. A file is kept in Cache
  * Storage for the next visit only once it has opened as a session with a
  * `router_logits` output; a cached copy that no longer opens is replaced.
  */
