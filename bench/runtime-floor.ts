@@ -15,7 +15,7 @@
  * kernels they meet.
  */
 import type { BrowserContext, Page } from "playwright-core";
-import { launch } from "../tools/chromium.js";
+import { launch, openBlankPage } from "../tools/chromium.js";
 import type { StaticSite } from "../tools/static-server.js";
 import type { LoadRequest, RunRequest, WorkerMessage } from "../src/workers/model-protocol.js";
 
@@ -86,12 +86,12 @@ export async function recordModelWork(context: BrowserContext): Promise<void> {
 export async function recordedWork(page: Page): Promise<ModelWork> {
   const recorded = await page.evaluate(() => window.__modelWork);
   if (!recorded?.workerUrl) throw new Error("the page started no model worker");
-  const requests = recorded.requests as (LoadRequest | ModelWork["runs"][number])[];
+  const requests = recorded.requests as (LoadRequest | RecordedRun)[];
   const loads = requests.filter((r): r is LoadRequest => r.type === "load");
   return {
     workerUrl: recorded.workerUrl,
     loads: loads.filter((load, i) => loads.findIndex((other) => other.modelUrl === load.modelUrl) === i),
-    runs: requests.filter((r): r is ModelWork["runs"][number] => r.type === "run"),
+    runs: requests.filter((r): r is RecordedRun => r.type === "run"),
   };
 }
 
@@ -127,12 +127,7 @@ export async function runtimeFloorVisit(site: StaticSite, work: ModelWork): Prom
   const context = await launch();
   try {
     const page = await context.newPage();
-    // A module worker must be same-origin with its page.
-    const blank = `${site.url}__runtime-floor.html`;
-    await page.route(blank, (route) =>
-      route.fulfill({ contentType: "text/html", body: "<!doctype html><title>runtime floor</title>" }),
-    );
-    await page.goto(blank);
+    await openBlankPage(page, site.url);
     return await page.evaluate(
       ({ workerUrl, loads, runs }) =>
         new Promise<FloorVisit>((resolve, reject) => {

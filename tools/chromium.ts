@@ -45,6 +45,19 @@ export async function launch(options: { webgpu?: boolean } = {}): Promise<Browse
   return context;
 }
 
+/**
+ * Opens in `page` an empty document of the site at `siteUrl` (served by the
+ * test itself, none of the site's scripts): a module worker must be
+ * same-origin with its page, and this lets the site's own worker run alone.
+ */
+export async function openBlankPage(page: Page, siteUrl: string): Promise<void> {
+  const blank = `${siteUrl}__blank.html`;
+  await page.route(blank, (route) =>
+    route.fulfill({ contentType: "text/html", body: "<!doctype html><title>blank</title>" }),
+  );
+  await page.goto(blank);
+}
+
 /** Collects console errors, page errors and failed requests of a page. */
 export function watchProblems(page: Page): string[] {
   const problems: string[] = [];

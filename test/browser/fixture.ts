@@ -9,11 +9,17 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { BrowserContext, Page } from "playwright-core";
 import { launch, watchProblems } from "../../tools/chromium.js";
+import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 // The browser tests' scratch folders are the other tests' (removed after the file's tests).
 export { scratchDir } from "../helpers.js";
 import { serveDist, type StaticSite } from "../../tools/static-server.js";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A test's `skip` where it needs a trained checkpoint: false, or why not. */
+export const noCheckpoint = olmoeMini.checkpoints.some((c) => existsSync(`${root}data/models/${c}.onnx`))
+  ? false
+  : "no OLMoE-mini checkpoint in data/models yet";
 const dist = `${root}dist/`;
 
 export interface BuiltSite {

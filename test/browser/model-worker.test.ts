@@ -4,16 +4,14 @@
 // longer than the model's context is refused with its reason.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { testTimeout } from "../../tools/chromium.js";
-import { root, useBuiltSite } from "./fixture.js";
+import { readFileSync } from "node:fs";
+import { openBlankPage, testTimeout } from "../../tools/chromium.js";
+import { noCheckpoint, root, useBuiltSite } from "./fixture.js";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 import type { WorkerMessage } from "../../src/workers/model-protocol.js";
 
 const built = useBuiltSite();
-const skip = olmoeMini.checkpoints.some((c) => existsSync(`${root}data/models/${c}.onnx`))
-  ? false
-  : "no OLMoE-mini checkpoint in data/models yet";
+const skip = noCheckpoint;
 
 /** The worker, runtime and first checkpoint the playground's early-model links name, resolved against the site. */
 function links(): Record<string, string> {
@@ -30,11 +28,7 @@ function links(): Record<string, string> {
 async function converse(requests: Record<string, unknown>[], lastId: number): Promise<WorkerMessage[]> {
   const page = await built.browser.newPage();
   try {
-    const blank = `${built.site.url}__model-worker.html`;
-    await page.route(blank, (route) =>
-      route.fulfill({ contentType: "text/html", body: "<!doctype html><title>w</title>" }),
-    );
-    await page.goto(blank);
+    await openBlankPage(page, built.site.url);
     return await page.evaluate(
       ({ workerUrl, requests, lastId }) =>
         new Promise<WorkerMessage[]>((resolve) => {

@@ -4,9 +4,8 @@
 // must fail here, not quietly time something else.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { launch, testTimeout } from "../../tools/chromium.js";
-import { root, useBuiltSite } from "./fixture.js";
+import { noCheckpoint, useBuiltSite } from "./fixture.js";
 import {
   firstRuns,
   recordModelWork,
@@ -17,9 +16,7 @@ import {
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 
 const built = useBuiltSite();
-const skip = olmoeMini.checkpoints.some((c) => existsSync(`${root}data/models/${c}.onnx`))
-  ? false
-  : "no OLMoE-mini checkpoint in data/models yet";
+const skip = noCheckpoint;
 
 /** The playground's requests up to its first routed text, recorded in a fresh browser. */
 async function playgroundWork(): Promise<ModelWork> {
