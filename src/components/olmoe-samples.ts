@@ -3,7 +3,7 @@
 // sample window, with each sequence's domain: real logits for the pages that
 // first explain an idea on synthetic ones.
 import { loadAndRoute, pageModelClient } from "./model-client.js";
-import { backendPreference } from "./backend-preference.js";
+import { backendName, backendPreference } from "./backend-preference.js";
 import { Tokenizer, type TokenizerFile } from "../lib/model/tokenizer.js";
 import { sampleSequences } from "../lib/model/sample-sequences.js";
 import type { LogitsBatch } from "../lib/types.js";
@@ -73,10 +73,7 @@ export async function routeSampleBatch(options: SampleBatchOptions): Promise<Sam
           total ? 0.5 * (done / total) : 0,
         ),
       onLoaded: (model) =>
-        progress(
-          `${options.checkpoint}: routing ${sequences.length} sequences on ${model.backend === "webgpu" ? "WebGPU" : "WASM"}`,
-          0.5,
-        ),
+        progress(`${options.checkpoint}: routing ${sequences.length} sequences on ${backendName(model.backend)}`, 0.5),
     },
   );
   const { ms, backend: _backend, fallbackReason: _reason, ...batch } = routed;

@@ -10,6 +10,7 @@
 import type { RoutingSummary } from "../lib/summary.js";
 import { stMoe, olmoe } from "../lib/losses/z-loss.js";
 import type { LossRecord } from "../lib/losses/index.js";
+import { backendName } from "./backend-preference.js";
 
 /** Where a table's numbers come from: computed when the site was built, or just now in the browser. */
 export type NumbersSource = "build" | "live";
@@ -88,10 +89,10 @@ export function granularityTable(
   const count = (domain: string) => batch.domains.filter((d) => d === domain).length;
   const where =
     source === "live"
-      ? `<strong data-testid="real-source">live</strong> in your browser on ${batch.backend === "webgpu" ? "WebGPU" : "WASM"}${
+      ? `<strong data-testid="real-source">live</strong> in your browser on ${backendName(batch.backend)}${
           batch.fallbackReason ? ` (${escapeHtml(batch.fallbackReason)})` : ""
         } in ${(batch.ms ?? NaN).toFixed(0)} ms`
-      : `<strong data-testid="real-source">when this site was built</strong> (onnxruntime-node, the same code; the live run replaces these numbers)`;
+      : `<strong data-testid="real-source">when this site was built</strong> (onnxruntime-node, on the same file; the live run replaces these numbers)`;
   const rows = [
     ["<code>lbl.switch</code>", "real-switch", record.lbl.switch],
     ["<code>lbl.sequence</code>", "real-sequence", record.lbl.sequence],

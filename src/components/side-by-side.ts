@@ -37,7 +37,7 @@ export function sideNote(source: "build" | "live"): string {
   return `<p class="muted" elementtiming="real-numbers" data-testid="side-source">${
     source === "live"
       ? "Live: routed in your browser just now."
-      : "Routed when this site was built (onnxruntime-node, the same code); when this section comes into view your browser routes the text live and replaces these cards."
+      : "Routed when this site was built (onnxruntime-node, on the same checkpoint files); when this section comes into view your browser routes the text live and replaces these cards."
   }</p>`;
 }
 

@@ -1,14 +1,19 @@
 /**
- * Messages between the page and the model worker. The worker owns the
- * onnxruntime-web sessions, so a slow forward pass never freezes the page.
- * One worker serves a whole page: it compiles onnxruntime's WASM once, holds
- * every checkpoint the page opened (keyed by the model's URL) and one session
- * per graph, which the checkpoints' weights are fed to. Every request
- * carries an id that its replies (progress included) repeat.
+ * Messages between the page and the model worker. The worker runs the
+ * forward passes (the lab's own for router-only graphs, onnxruntime-web's
+ * sessions for the rest), so a slow one never freezes the page.
+ * One worker serves a whole page: it compiles onnxruntime's WASM once (when a
+ * page needs it), holds every checkpoint the page opened (keyed by the model's
+ * URL) and one session per graph, which the checkpoints' weights are fed to.
+ * Every request carries an id that its replies (progress included) repeat.
  */
 import type { NextTokenReadout, RouteOverrides } from "../lib/model/route-overrides.js";
 
-export type Backend = "webgpu" | "wasm";
+/**
+ * What computed a result: onnxruntime-web on WebGPU or on WASM, or "js", the
+ * lab's own forward pass of a router-only graph (src/lib/model/router-forward.ts).
+ */
+export type Backend = "webgpu" | "wasm" | "js";
 export type BackendPreference = "auto" | "wasm" | "webgpu";
 
 export interface LoadRequest {
@@ -23,10 +28,13 @@ export interface LoadRequest {
    */
   wasmPaths: { wasm: { mjs: string; wasm: string }; webgpu: { mjs: string; wasm: string } };
   /**
-   * "auto": WebGPU when a hardware adapter is offered, WASM otherwise (a
+   * "auto": a router-only graph on the lab's own forward pass ("js": its
+   * answer comes before onnxruntime-web would have started), any other graph
+   * on WebGPU when a hardware adapter is offered, WASM otherwise (a
    * software adapter such as SwiftShader is slower than WASM: 165 s against
-   * 9 s for the granularity page); "wasm": never try WebGPU; "webgpu": use
-   * any adapter, software included (the page's `?ep=webgpu`).
+   * 9 s for the granularity page); "wasm": onnxruntime-web, never WebGPU
+   * (the page's `?ep=wasm`); "webgpu": onnxruntime-web on any adapter,
+   * software included (`?ep=webgpu`).
    */
   backend: BackendPreference;
 }

@@ -1,22 +1,30 @@
 /**
  * The model worker, one per page: fetches OLMoE-mini checkpoints (with
- * progress; a download that stalls is reported), opens one session per graph
- * (the runtime's WASM is compiled once; the checkpoints share a graph and
- * differ in their weights, which each run feeds: src/lib/model/onnx-weights.ts),
- * on WebGPU when the browser offers a hardware adapter and on WASM otherwise,
- * and runs forward passes, one at a time in the order asked (a waiting one can
- * be cancelled; one longer than the model's context is refused). Falls back to
- * WASM when WebGPU fails at session creation or at the first run, and says
- * why. A file is kept in Cache
- * Storage for the next visit only once it has opened as a session with a
- * `router_logits` output; a cached copy that no longer opens is replaced.
+ * progress; a download that stalls is reported) and runs forward passes, one
+ * at a time in the order asked (a waiting one can be cancelled; one longer
+ * than the model's context is refused).
+ *
+ * A router-only graph runs on the lab's own forward pass
+ * (src/lib/model/router-forward.ts) unless the reader asked for
+ * onnxruntime-web (`?ep=wasm`, `?ep=webgpu`): its first answer then costs a
+ * few tenths of a second, where onnxruntime-web's init, first session and
+ * first run cost 1.5–3 s on two cores. Every other graph opens as an
+ * onnxruntime-web session, one per graph (the runtime's WASM is compiled once;
+ * the checkpoints share a graph and differ in their weights, which each run
+ * feeds: src/lib/model/onnx-weights.ts), on WebGPU when the browser offers a
+ * hardware adapter and on WASM otherwise; it falls back to WASM when WebGPU
+ * fails at session creation or at the first run, and says why. A file is kept
+ * in Cache Storage for the next visit only once it has opened (as a session
+ * with a `router_logits` output, or as a router-only graph the lab's forward
+ * pass reads); a cached copy that no longer opens is replaced.
  */
 import * as ortWasm from "onnxruntime-web/wasm";
 import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
-import { forwardFeeds, nextTokenReadout, overrideShapeOf } from "../lib/model/route-overrides.js";
+import { forwardFeeds, nextTokenReadout, overrideShapeOf, refuseOverrides } from "../lib/model/route-overrides.js";
 import { sameGraph, splitWeights, weightFeeds, type SplitModel, type Weight } from "../lib/model/onnx-weights.js";
+import { readRouterGraph, routerForward, type RouterGraph } from "../lib/model/router-forward.js";
 
 const overrideShape = overrideShapeOf(olmoeMini);
 
@@ -38,8 +46,9 @@ interface Runner {
   firstRun: boolean;
 }
 
-/** One open checkpoint: the session that runs it, the weights each run feeds it (none when the session holds them), its file's size. */
-interface OpenModel {
+/** One checkpoint open on onnxruntime-web: the session that runs it, the weights each run feeds it (none when the session holds them), its file's size. */
+interface SessionModel {
+  kind: "session";
   runner: Runner;
   /** The graph's own inputs: what a run feeds besides the weights. */
   inputNames: readonly string[];
@@ -47,6 +56,22 @@ interface OpenModel {
   size: number;
   fromCache: boolean;
 }
+
+/** One router-only checkpoint open on the lab's own forward pass. */
+interface LabModel {
+  kind: "js";
+  graph: RouterGraph;
+  size: number;
+  fromCache: boolean;
+}
+
+type OpenModel = SessionModel | LabModel;
+
+/** What a page is told about where a model runs. */
+const backendOf = (model: OpenModel) =>
+  model.kind === "js"
+    ? { backend: "js" as const, fallbackReason: null }
+    : { backend: model.runner.backend, fallbackReason: model.runner.fallbackReason };
 
 const CACHE = "moe-lab-models-v1";
 /** Every checkpoint this page opened, by URL: one worker and one compiled runtime serve them all. */
@@ -122,8 +147,7 @@ async function load(request: LoadRequest): Promise<void> {
     post({
       id,
       type: "loaded",
-      backend: open.runner.backend,
-      fallbackReason: open.runner.fallbackReason,
+      ...backendOf(open),
       loadMs: performance.now() - started,
       fromCache: open.fromCache,
       bytes: open.size,
@@ -146,28 +170,38 @@ async function load(request: LoadRequest): Promise<void> {
       )
     : fetchModel(modelUrl, id);
   download.catch(() => {}); // awaited below: a failure is reported there
-  const adapterReason =
-    request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await webGpuVerdict(request.backend === "webgpu");
-  // The runtime's wasm is fetched and compiled while the checkpoint downloads, not after.
-  const [fetched] = await Promise.all([download, warmRuntime(adapterReason === null)]);
-  let model = fetched;
+  let model: { bytes: Uint8Array; fromCache: boolean };
+  /** Why not WebGPU (null: use it), asked only once onnxruntime-web is needed. */
+  let adapterVerdict: () => Promise<string | null>;
+  if (request.backend === "auto") {
+    // Whether onnxruntime-web is needed at all is known from the file (a router-only graph runs on the lab's own pass).
+    model = await download;
+    adapterVerdict = () => webGpuVerdict(false);
+  } else {
+    const adapterReason =
+      request.backend === "wasm" ? "WASM was requested (?ep=wasm)" : await webGpuVerdict(request.backend === "webgpu");
+    adapterVerdict = async () => adapterReason;
+    // The runtime's wasm is fetched and compiled while the checkpoint downloads, not after.
+    [model] = await Promise.all([download, warmRuntime(adapterReason === null)]);
+  }
+  const openBytes = (bytes: Uint8Array) => openModel(bytes, request.backend === "auto", adapterVerdict);
   let opened: OpenModel;
   try {
-    opened = await openModel(model.bytes, adapterReason);
+    opened = await openBytes(model.bytes);
   } catch (error) {
     if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
     // A cached copy that no longer opens (written by an older page, or damaged
     // on disk): drop it and download the file once more.
     await dropCached(modelUrl);
     model = await fetchModel(modelUrl, id);
-    opened = await openModel(model.bytes, adapterReason).catch((again) => {
+    opened = await openBytes(model.bytes).catch((again) => {
       throw new Error(
         `the model does not open, from this browser's cache or freshly downloaded (${describe(again)}); if this persists, clear this site's data in the browser's settings and reload`,
       );
     });
   }
-  // Only a file that opened as an inference session with the outputs the lab
-  // reads is kept for the next visit: a corrupt download is never cached.
+  // Only a file that opened (as an inference session with the outputs the lab
+  // reads, or on the lab's own pass) is kept for the next visit: a corrupt download is never cached.
   // Written in the background: the answer (and the next request in the queue) does not wait
   // for the browser to commit 6-8 MB to disk, 0.1-0.2 s a checkpoint on two cores.
   if (!model.fromCache) void storeCached(modelUrl, model.bytes);
@@ -176,8 +210,7 @@ async function load(request: LoadRequest): Promise<void> {
   post({
     id,
     type: "loaded",
-    backend: opened.runner.backend,
-    fallbackReason: opened.runner.fallbackReason,
+    ...backendOf(opened),
     loadMs: performance.now() - started,
     fromCache: model.fromCache,
     bytes: model.bytes.byteLength,
@@ -242,20 +275,45 @@ function warmRuntime(webgpu: boolean): Promise<unknown> {
 }
 
 /**
- * Opens a checkpoint: split into its graph and weights, on the session already
- * open for that graph or a new one; a file that does not split (onnx-weights
- * says why) opens as it is, with its weights in its own session.
+ * Opens a checkpoint: a router-only graph on the lab's own forward pass when
+ * `lab` allows it and the graph is one it computes (router-forward.ts says
+ * why not, and the file goes to onnxruntime-web); otherwise split into its
+ * graph and weights, on the session already open for that graph or a new one
+ * (on WebGPU when `adapterVerdict` finds no reason against it); a file that does not
+ * split (onnx-weights says why) opens as it is, with its weights in its own session.
  */
-async function openModel(bytes: Uint8Array, adapterReason: string | null): Promise<OpenModel> {
+async function openModel(
+  bytes: Uint8Array,
+  lab: boolean,
+  adapterVerdict: () => Promise<string | null>,
+): Promise<OpenModel> {
   let split: SplitModel | null = null;
   try {
     split = splitWeights(bytes);
   } catch {
     split = null;
   }
+  if (split && lab) {
+    let graph: RouterGraph | null = null;
+    try {
+      graph = readRouterGraph(split, olmoeMini);
+    } catch {
+      graph = null; // not a router-only graph of OLMoE-mini: onnxruntime-web runs it
+    }
+    if (graph) return { kind: "js", graph, size: bytes.byteLength, fromCache: false };
+  }
+  const adapterReason = await adapterVerdict();
+  await warmRuntime(adapterReason === null);
   if (!split) {
     const runner = await openRunner(bytes, adapterReason, "all");
-    return { runner, inputNames: runner.session.inputNames, weights: [], size: bytes.byteLength, fromCache: false };
+    return {
+      kind: "session",
+      runner,
+      inputNames: runner.session.inputNames,
+      weights: [],
+      size: bytes.byteLength,
+      fromCache: false,
+    };
   }
   const { graph } = split;
   const key = `${adapterReason === null ? "webgpu" : "wasm"}/${split.key}`;
@@ -268,7 +326,14 @@ async function openModel(bytes: Uint8Array, adapterReason: string | null): Promi
   let runner = await shared;
   // Two graphs with one key (a hash collision): this one gets a session of its own.
   if (!sameGraph(runner.graph, graph)) runner = await openRunner(graph, adapterReason, WEIGHTLESS_OPTIMIZATION);
-  return { runner, inputNames: split.inputNames, weights: split.weights, size: bytes.byteLength, fromCache: false };
+  return {
+    kind: "session",
+    runner,
+    inputNames: split.inputNames,
+    weights: split.weights,
+    size: bytes.byteLength,
+    fromCache: false,
+  };
 }
 
 /**
@@ -306,13 +371,11 @@ async function openRunner(graph: Uint8Array, adapterReason: string | null, level
   return opened;
 }
 
+const NO_LOGITS = "this model file has no logits output (a router-only graph): load the checkpoint's full graph";
+
 async function run(request: RunRequest): Promise<void> {
   const model = models.get(request.modelUrl);
   if (!model) throw new Error("no model is loaded");
-  const runner = model.runner;
-  if (request.readNextToken && !runner.session.outputNames.includes("logits"))
-    throw new Error("this model file has no logits output (a router-only graph): load the checkpoint's full graph");
-  // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
   const { inputIds, batch, seq, overrides } = request;
   // The graph computes RoPE for any length, but OLMoE-mini never saw more than `context` tokens at once:
   // its routing of a longer sequence would be a number from outside anything it learned.
@@ -320,6 +383,39 @@ async function run(request: RunRequest): Promise<void> {
     throw new Error(
       `a sequence of ${seq} tokens is longer than OLMoE-mini's context of ${olmoeMini.context}: route a longer text as windows, as the pages do`,
     );
+  if (model.kind === "js") runOnLab(request, model);
+  else await runSession(request, model);
+}
+
+/** A router-only graph's forward pass on the lab's own code (no logits, no route override: a full graph has those). */
+function runOnLab(request: RunRequest, model: LabModel): void {
+  if (request.readNextToken) throw new Error(NO_LOGITS);
+  refuseOverrides(request.overrides);
+  const started = performance.now();
+  const { router, dims } = routerForward(model.graph, request.inputIds, request.batch, request.seq);
+  const bias = model.graph.expertBias.slice();
+  post(
+    {
+      id: request.id,
+      type: "result",
+      router,
+      dims: [...dims],
+      topK: olmoeMini.topK,
+      bias,
+      backend: "js",
+      ms: performance.now() - started,
+      fallbackReason: null,
+      next: null,
+    },
+    [router.buffer, bias.buffer],
+  );
+}
+
+async function runSession(request: RunRequest, model: SessionModel): Promise<void> {
+  const runner = model.runner;
+  if (request.readNextToken && !runner.session.outputNames.includes("logits")) throw new Error(NO_LOGITS);
+  // A full graph takes the route overrides (the no-override values unless asked); a router-only one takes input_ids alone.
+  const { inputIds, batch, seq, overrides } = request;
   const feedsOf = (ort: Ort) => ({
     ...forwardFeeds(ort.Tensor, model.inputNames, overrideShape, inputIds, batch, seq, overrides),
     ...weightFeeds(ort.Tensor, model.weights),

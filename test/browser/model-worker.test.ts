@@ -1,10 +1,12 @@
-// The built model worker on its own, in an empty page of the site: a forward
+// The built model worker on its own, in an empty page of the site: a router-only
+// graph runs on the lab's own forward pass unless onnxruntime-web is asked for,
+// fetching no wasm, and agrees with onnxruntime-web's WASM; a forward
 // pass cancelled while it waits in the queue is dropped there (the one behind
 // it answers, and it never does), a cancel never drops a load, and a sequence
 // longer than the model's context is refused with its reason.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { openBlankPage, testTimeout } from "../../tools/chromium.js";
 import { noCheckpoint, root, useBuiltSite } from "./fixture.js";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
@@ -24,9 +26,17 @@ function links(): Record<string, string> {
   );
 }
 
-/** Posts `requests` to a fresh model worker in an empty page; its answers (progress aside) until the one to `lastId`, or an error. */
-async function converse(requests: Record<string, unknown>[], lastId: number): Promise<WorkerMessage[]> {
+/**
+ * Posts `requests` to a fresh model worker in an empty page; its answers (progress aside) until the one to `lastId`,
+ * or an error. `fetched`, when given, collects the URLs the page and its worker requested.
+ */
+async function converse(
+  requests: Record<string, unknown>[],
+  lastId: number,
+  fetched: string[] = [],
+): Promise<WorkerMessage[]> {
   const page = await built.browser.newPage();
+  page.on("request", (request) => fetched.push(request.url()));
   try {
     await openBlankPage(page, built.site.url);
     return await page.evaluate(
@@ -56,29 +66,94 @@ async function converse(requests: Record<string, unknown>[], lastId: number): Pr
   }
 }
 
-/** Opening the playground's first checkpoint on WASM, as request `id`. */
-function loadRequest(id: number): Record<string, unknown> {
+/** Opening the playground's first checkpoint (its router-only graph) on WASM, or as the pages do ("auto"), as request `id`. */
+function loadRequest(id: number, backend: "wasm" | "auto" = "wasm"): Record<string, unknown> {
   const l = links();
   return {
     type: "load",
     id,
     modelUrl: l.model,
-    backend: "wasm",
+    backend,
     wasmPaths: { wasm: { mjs: l["wasm-mjs"], wasm: l.wasm }, webgpu: { mjs: l["webgpu-mjs"], wasm: l["webgpu-wasm"] } },
   };
 }
 
-/** A forward pass of that checkpoint over `seq` tokens, as request `id`. */
-function runRequest(id: number, seq = 8): Record<string, unknown> {
+/** The playground's first checkpoint's full graph (LM head and route overrides), as the site serves it. */
+function fullGraphUrl(): string {
+  const router = new URL(links().model);
+  const name = router.pathname.split("/").pop()!.split(".router.")[0];
+  const file = readdirSync(`${root}dist/_file/assets/models`).find((f) =>
+    new RegExp(`^${name}\\.[0-9a-f]+\\.onnx$`).test(f),
+  );
+  assert.ok(file, `the full graph of ${name} is in the build`);
+  return new URL(file, router).href;
+}
+
+/** A forward pass of that checkpoint over `batch` sequences of `seq` tokens, as request `id`. */
+function runRequest(id: number, seq = 8, batch = 1): Record<string, unknown> {
   return {
     type: "run",
     id,
     modelUrl: links().model,
-    batch: 1,
+    batch,
     seq,
-    inputIds: Array.from({ length: seq }, (_, i) => i + 1),
+    inputIds: Array.from({ length: batch * seq }, (_, i) => (i * 7919 + 1) % 4096),
   };
 }
+
+type Result = Extract<WorkerMessage, { type: "result" }>;
+
+test(
+  "a router-only graph runs on the lab's own forward pass, fetching no wasm, and agrees with onnxruntime-web's WASM",
+  { skip, timeout: testTimeout },
+  async () => {
+    const fetched: string[] = [];
+    const lab = await converse([loadRequest(1, "auto"), runRequest(2, 100, 3)], 2, fetched);
+    const wasm = await converse([loadRequest(1, "wasm"), runRequest(2, 100, 3)], 2);
+    assert.deepEqual(
+      lab.map((a) => [a.type, "backend" in a ? a.backend : null]),
+      [
+        ["loaded", "js"],
+        ["result", "js"],
+      ],
+    );
+    assert.deepEqual(
+      wasm.map((a) => [a.type, "backend" in a ? a.backend : null]),
+      [
+        ["loaded", "wasm"],
+        ["result", "wasm"],
+      ],
+    );
+    assert.deepEqual(
+      fetched.filter((url) => /\.wasm$/.test(url)),
+      [],
+      "onnxruntime's wasm is not fetched",
+    );
+    const [ours, theirs] = [lab[1] as Result, wasm[1] as Result];
+    assert.deepEqual(ours.dims, theirs.dims);
+    assert.deepEqual(ours.dims, [olmoeMini.layers, 3, 100, olmoeMini.experts]);
+    let difference = 0;
+    for (let i = 0; i < ours.router.length; i++)
+      difference = Math.max(difference, Math.abs(ours.router[i] - theirs.router[i]));
+    assert.ok(difference < 1e-5, `max |Δ router logits| = ${difference}`);
+    assert.deepEqual([...ours.bias!], [...theirs.bias!]);
+  },
+);
+
+test(
+  "a full graph runs on onnxruntime-web, never on a software WebGPU adapter unless asked, and says why",
+  { skip, timeout: testTimeout },
+  async () => {
+    // This Chromium offers WebGPU only through SwiftShader (a software adapter), or none.
+    const fetched: string[] = [];
+    const answers = await converse([{ ...loadRequest(1, "auto"), modelUrl: fullGraphUrl() }], 1, fetched);
+    const loaded = answers[0] as Extract<WorkerMessage, { type: "loaded" }>;
+    assert.equal(loaded.type, "loaded", JSON.stringify(answers));
+    assert.equal(loaded.backend, "wasm", "a software adapter must not be chosen without ?ep=webgpu");
+    assert.match(loaded.fallbackReason ?? "", /software one \(SwiftShader\)|has no WebGPU|offered no adapter/);
+    assert.equal(fetched.filter((url) => /\.wasm$/.test(url)).length, 1, "onnxruntime's wasm, once");
+  },
+);
 
 test(
   "a forward pass cancelled while it waits is dropped; a cancelled load is not, and the pass after them answers",

@@ -505,41 +505,53 @@ test(
   },
 );
 
-test(
-  "one runtime per page: z-loss routes all four checkpoints in one worker, fetching onnxruntime's wasm once",
-  { timeout: testTimeout },
-  async () => {
-    const requested: string[] = [];
-    const workers: string[] = [];
-    const { page, problems } = await built.open("z-loss", (p) => {
-      p.on("request", (r) => requested.push(r.url()));
-      p.on("worker", (w) => workers.push(w.url()));
-    });
-    await page.waitForSelector("#observablehq-main");
-    // the live run, and the model worker the HTML starts for it, wait until the section comes into view
-    await page.getByTestId("z-anchor").waitFor({ state: "attached" });
-    await page.waitForTimeout(1500);
-    assert.deepEqual(
-      workers.filter((url) => /model-worker/.test(url)),
-      [],
-      "no model worker before the section is in view",
-    );
-    await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
-    await page.locator("[data-testid=real-z][data-source=live]").waitFor();
-    const rows = await page.getByTestId("real-z").locator("tbody tr").count();
-    const checkpoints = readdirSync(join(root, "data/models")).filter(
-      (f) => f.endsWith(".onnx") && !f.endsWith(".router.onnx"),
-    ).length;
-    assert.equal(rows, checkpoints, "a row per checkpoint");
-    const wasm = requested.filter((url) => url.endsWith(".wasm"));
-    assert.equal(wasm.length, 1, `onnxruntime's wasm fetched once: ${wasm.join(", ")}`);
-    assert.equal(workers.filter((url) => /model-worker/.test(url)).length, 1, `workers: ${workers.join(", ")}`);
-    // at most once each: an earlier test in this browser may have left them in Cache Storage
-    assert.ok(requested.filter((url) => url.endsWith(".onnx")).length <= checkpoints, "no checkpoint downloaded twice");
-    assert.deepEqual(problems, []);
-    await page.close();
-  },
-);
+for (const [query, runtime, wasmFetches] of [
+  ["", "the lab's own forward pass, fetching no wasm", 0],
+  ["?ep=wasm", "onnxruntime-web, fetching its wasm once", 1],
+] as const)
+  test(
+    `one runtime per page: z-loss${query} routes all four checkpoints in one worker, on ${runtime}`,
+    { timeout: testTimeout },
+    async () => {
+      const requested: string[] = [];
+      const workers: string[] = [];
+      const { page, problems } = await built.open(`z-loss${query}`, (p) => {
+        p.on("request", (r) => requested.push(r.url()));
+        p.on("worker", (w) => workers.push(w.url()));
+      });
+      await page.waitForSelector("#observablehq-main");
+      // the live run, and the model worker the HTML starts for it, wait until the section comes into view
+      await page.getByTestId("z-anchor").waitFor({ state: "attached" });
+      await page.waitForTimeout(1500);
+      assert.deepEqual(
+        workers.filter((url) => /model-worker/.test(url)),
+        [],
+        "no model worker before the section is in view",
+      );
+      await page.getByTestId("z-anchor").scrollIntoViewIfNeeded();
+      await page.locator("[data-testid=real-z][data-source=live]").waitFor();
+      const rows = page.getByTestId("real-z").locator("tbody tr");
+      const checkpoints = readdirSync(join(root, "data/models")).filter(
+        (f) => f.endsWith(".onnx") && !f.endsWith(".router.onnx"),
+      ).length;
+      assert.equal(await rows.count(), checkpoints, "a row per checkpoint");
+      const backends = await rows.locator("td:last-child").allTextContents();
+      assert.deepEqual(
+        backends.map((b) => b.replace(/ \(.*\)/, "")),
+        new Array(checkpoints).fill(query ? "WASM, live" : "JavaScript, live"),
+      );
+      const wasm = requested.filter((url) => url.endsWith(".wasm"));
+      assert.equal(wasm.length, wasmFetches, `onnxruntime's wasm fetched ${wasmFetches} times: ${wasm.join(", ")}`);
+      assert.equal(workers.filter((url) => /model-worker/.test(url)).length, 1, `workers: ${workers.join(", ")}`);
+      // at most once each: an earlier test in this browser may have left them in Cache Storage
+      assert.ok(
+        requested.filter((url) => url.endsWith(".onnx")).length <= checkpoints,
+        "no checkpoint downloaded twice",
+      );
+      assert.deepEqual(problems, []);
+      await page.close();
+    },
+  );
 
 test(
   "a selection runs its cells once: the input's repeated event (same value) stops before view()",

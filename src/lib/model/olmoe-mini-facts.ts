@@ -17,6 +17,10 @@ export interface OlmoeMiniJson {
     readonly top_k: number;
     readonly expert_hidden: number;
     readonly max_seq: number;
+    /** RoPE's base frequency. */
+    readonly rope_theta: number;
+    /** RMSNorm's ε. */
+    readonly norm_eps: number;
   };
   readonly context: number;
   readonly batch_sequences: number;

@@ -44,6 +44,17 @@ export interface SplitModel {
   readonly inputNames: readonly string[];
   /** The weights, in the order the graph declares them as inputs. */
   readonly weights: readonly Weight[];
+  /** The graph's outputs, in its order. */
+  readonly outputNames: readonly string[];
+  /** The graph's nodes in its order (an Identity that copies a weight is a weight instead): what a reader of the graph's structure needs. */
+  readonly nodes: readonly GraphNode[];
+}
+
+/** One node of the graph: its operator and the names of the values it reads and writes. */
+export interface GraphNode {
+  readonly opType: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
 }
 
 type WeightArray = Float32Array | Uint8Array | Int8Array | Int32Array | BigInt64Array | Uint16Array | Float64Array;
@@ -230,9 +241,10 @@ export function splitWeights(model: Uint8Array): SplitModel {
       const weight = readWeight(field.bytes);
       byName.set(weight.name, weight);
     }
-  const graphOutputs = new Set(
-    graphFields.filter((f) => f.number === GRAPH_OUTPUT).map((f) => stringsOf(fields(f.bytes), VALUE_INFO_NAME)[0]),
-  );
+  const outputNames = graphFields
+    .filter((f) => f.number === GRAPH_OUTPUT)
+    .map((f) => stringsOf(fields(f.bytes), VALUE_INFO_NAME)[0]);
+  const graphOutputs = new Set(outputNames);
   const inputNames = graphFields
     .filter((f) => f.number === GRAPH_INPUT)
     .map((f) => stringsOf(fields(f.bytes), VALUE_INFO_NAME)[0])
@@ -240,6 +252,7 @@ export function splitWeights(model: Uint8Array): SplitModel {
 
   // Nodes without their names; an Identity that copies an initializer becomes a weight of its own.
   const nodes: Uint8Array[] = [];
+  const graphNodes: GraphNode[] = [];
   for (const field of graphFields) {
     if (field.number !== GRAPH_NODE) continue;
     const nodeFields = fields(field.bytes);
@@ -253,6 +266,7 @@ export function splitWeights(model: Uint8Array): SplitModel {
       continue;
     }
     nodes.push(message(GRAPH_NODE, concat(nodeFields.filter((f) => f.number !== NODE_NAME).map((f) => f.encoded))));
+    graphNodes.push({ opType, inputs: ins, outputs: outs });
   }
 
   const weights = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -273,7 +287,7 @@ export function splitWeights(model: Uint8Array): SplitModel {
     ...modelFields.filter((f) => f.number !== MODEL_GRAPH && f.number !== MODEL_METADATA).map((f) => f.encoded),
     message(MODEL_GRAPH, concat(graph)),
   ]);
-  return { graph: bytes, key: `${hash(bytes)}:${bytes.length}`, inputNames, weights };
+  return { graph: bytes, key: `${hash(bytes)}:${bytes.length}`, inputNames, weights, outputNames, nodes: graphNodes };
 }
 
 /** Whether two split graphs are the same bytes (a key match confirmed). */

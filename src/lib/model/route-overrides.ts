@@ -122,12 +122,8 @@ export function overrideFeeds<T>(
   overrides: RouteOverrides = {},
 ): Record<string, T> {
   const takes = OVERRIDE_INPUTS.filter((name) => inputNames.includes(name));
-  const asked = overrides.forcedExperts || overrides.routerInputNoise || overrides.routerBf16;
   if (takes.length < OVERRIDE_INPUTS.length) {
-    if (asked)
-      throw new Error(
-        "this model file takes no route override (it has no forced_experts input): load the checkpoint's full graph",
-      );
+    refuseOverrides(overrides);
     return {};
   }
   const { layers: L, topK: k, width: d } = shape;
@@ -142,6 +138,14 @@ export function overrideFeeds<T>(
     router_input_noise: new Tensor("float32", noise.data, noise.dims),
     router_bf16: new Tensor("float32", Float32Array.of(overrides.routerBf16 ? 1 : 0), []),
   };
+}
+
+/** For a graph that takes no route override (a router-only graph): a real override is refused, never silently ignored. */
+export function refuseOverrides(overrides: RouteOverrides = {}): void {
+  if (overrides.forcedExperts || overrides.routerInputNoise || overrides.routerBf16)
+    throw new Error(
+      "this model file takes no route override (it has no forced_experts input): load the checkpoint's full graph",
+    );
 }
 
 /**

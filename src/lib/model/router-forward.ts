@@ -1,0 +1,510 @@
+/**
+ * OLMoE-mini's forward pass up to its last router, in TypeScript: the router
+ * logits and the expert bias that every routing view reads, computed from a
+ * checkpoint's router-only graph (data/recipe/router_only.py) without
+ * onnxruntime-web.
+ *
+ * Why a forward pass of our own: the routing views need ~0.2 GFLOP per
+ * checkpoint, which plain JavaScript computes in a few tenths of a second,
+ * while onnxruntime-web's first answer on a two-core machine costs 1.5–3 s
+ * before any of it (the runtime's init, its first session and first run, with
+ * V8 compiling ~3,700 wasm functions on first call: issue 14's measurements in
+ * docs/architecture.md). The full graphs (next-token predictions, route
+ * overrides) and a reader's `?ep=wasm` / `?ep=webgpu` still run on
+ * onnxruntime-web.
+ *
+ * What it computes is data/recipe/model.py's OLMoE-mini, step for step as the
+ * exported graph does it, each intermediate rounded to float32 as the graph
+ * stores it (sums are taken in float64): RMSNorm pre-norm; QK-norm over the
+ * whole projected q and k before the split into heads; RoPE with the
+ * rotate-half convention; causal softmax attention; a bias-free router,
+ * softmax over all experts, top-k of the probabilities plus the expert bias
+ * (ties to the lower index, as ONNX's TopK), gates the unbiased probabilities,
+ * not renormalised; SwiGLU experts. The last block stops at its router, as the
+ * router-only graph does. test/router-forward.test.ts checks it against
+ * onnxruntime-node on the same files and against PyTorch's reference logits.
+ *
+ * The graph is read, not trusted: `readRouterGraph` finds each weight by the
+ * name the exporter gave it (projections by the scope of the MatMul that
+ * reads them, as data/recipe/from_onnx.py does) and refuses a file whose
+ * inputs, outputs, shapes or baked route overrides are not the router-only
+ * graph this computes; the caller then runs the file on onnxruntime-web.
+ */
+import type { OlmoeMini } from "./olmoe-mini-facts.js";
+import type { SplitModel, Weight } from "./onnx-weights.js";
+
+/** The attention and MoE weights of one block. Projections are stored [out, in]: each output is a dot product over one contiguous row. */
+interface Block {
+  readonly attnNorm: Float32Array; // [width]
+  readonly qNorm: Float32Array; // [width]
+  readonly kNorm: Float32Array; // [width]
+  readonly moeNorm: Float32Array; // [width]
+  readonly q: Float32Array; // [width, width]
+  readonly k: Float32Array; // [width, width]
+  readonly v: Float32Array; // [width, width]
+  readonly o: Float32Array; // [width, width]
+  readonly router: Float32Array; // [experts, width]
+  /** The experts, for every block but the last (the graph stops at its router). */
+  readonly experts: Experts | null;
+}
+
+interface Experts {
+  readonly gate: Float32Array; // [experts, hidden, width]
+  readonly up: Float32Array; // [experts, hidden, width]
+  readonly down: Float32Array; // [experts, width, hidden]
+  /** Added to the probabilities to choose (loss-free balancing), never to the gates. */
+  readonly bias: Float32Array; // [experts]
+}
+
+/** A checkpoint's router-only graph, ready to run. */
+export interface RouterGraph {
+  readonly vocab: number;
+  readonly width: number;
+  readonly heads: number;
+  readonly experts: number;
+  readonly topK: number;
+  readonly hidden: number;
+  readonly ropeTheta: number;
+  readonly normEps: number;
+  readonly embed: Float32Array; // [vocab, width]
+  readonly blocks: readonly Block[];
+  /** The graph's expert_bias output, layers × experts. */
+  readonly expertBias: Float32Array;
+}
+
+/** What a forward pass returns: router_logits, layers × batch × seq × experts, as onnxruntime's output. */
+export interface RouterLogits {
+  readonly router: Float32Array;
+  readonly dims: readonly [layers: number, batch: number, seq: number, experts: number];
+}
+
+const FLOAT32 = 1;
+const FLOAT16 = 10;
+const INT64 = 7;
+
+/**
+ * Reads a split router-only graph (src/lib/model/onnx-weights.ts) into the
+ * weights `routerForward` runs; throws, saying what differs, for any file
+ * that is not OLMoE-mini's router-only graph with no route override baked in.
+ */
+export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGraph {
+  const { d_model: width, n_heads: heads, n_experts: experts, top_k: topK, expert_hidden: hidden } = model.architecture;
+  const layers = model.layers;
+  if (split.inputNames.length !== 1 || split.inputNames[0] !== "input_ids")
+    throw new Error(`the graph's inputs are ${split.inputNames.join(", ")}, not input_ids alone (a full graph)`);
+  if (!split.outputNames.includes("router_logits") || !split.outputNames.includes("expert_bias"))
+    throw new Error(`the graph's outputs are ${split.outputNames.join(", ")}, not router_logits and expert_bias`);
+  if (split.outputNames.includes("logits")) throw new Error("the graph has an LM head (a full graph)");
+
+  const byName = new Map(split.weights.map((w) => [w.name, w]));
+  const floats = (name: string, dims: readonly number[]): Float32Array => {
+    const weight = byName.get(name) ?? byName.get(`${name}__fp16`);
+    if (!weight) throw new Error(`the graph has no weight ${name}`);
+    if (weight.dims.join() !== dims.join())
+      throw new Error(`the weight ${name} is [${weight.dims.join(", ")}], not [${dims.join(", ")}]`);
+    return decodeFloats(weight);
+  };
+  // The exporter names a Linear's weight after its MatMul (onnx::MatMul_1332): the MatMul's output names its scope.
+  const projections = new Map<string, string>();
+  for (const node of split.nodes) {
+    const scope = /^\/model\/blocks\.(\d+)\/(attn\/[qkvo]|moe\/router)\/MatMul_output_0$/.exec(node.outputs[0] ?? "");
+    if (node.opType === "MatMul" && scope && byName.has(node.inputs[1]))
+      projections.set(`${scope[1]}/${scope[2]}`, node.inputs[1]);
+  }
+  const projection = (layer: number, what: string, outputs: number): Float32Array => {
+    const name = projections.get(`${layer}/${what}`);
+    if (!name) throw new Error(`the graph has no ${what} projection in block ${layer}`);
+    return transpose(floats(name, [width, outputs]), width, outputs);
+  };
+  checkNoOverride(byName);
+
+  const blocks: Block[] = [];
+  for (let layer = 0; layer < layers; layer++) {
+    const prefix = `model.blocks.${layer}`;
+    const last = layer === layers - 1;
+    blocks.push({
+      attnNorm: floats(`${prefix}.attn_norm.weight`, [width]),
+      qNorm: floats(`${prefix}.attn.q_norm.weight`, [width]),
+      kNorm: floats(`${prefix}.attn.k_norm.weight`, [width]),
+      moeNorm: floats(`${prefix}.moe_norm.weight`, [width]),
+      q: projection(layer, "attn/q", width),
+      k: projection(layer, "attn/k", width),
+      v: projection(layer, "attn/v", width),
+      o: projection(layer, "attn/o", width),
+      router: projection(layer, "moe/router", experts),
+      experts: last
+        ? null
+        : {
+            gate: transposeEach(floats(`${prefix}.moe.w_gate`, [experts, width, hidden]), experts, width, hidden),
+            up: transposeEach(floats(`${prefix}.moe.w_up`, [experts, width, hidden]), experts, width, hidden),
+            down: transposeEach(floats(`${prefix}.moe.w_down`, [experts, hidden, width]), experts, hidden, width),
+            bias: floats(`${prefix}.moe.expert_bias`, [experts]),
+          },
+    });
+  }
+  const embed = byName.get("model.embed.weight");
+  if (!embed || embed.dims.length !== 2 || embed.dims[1] !== width)
+    throw new Error(`the graph has no embedding of width ${width}`);
+  // The expert_bias output is an Identity of the stacked biases.
+  const biasSource = split.nodes.find((n) => n.opType === "Identity" && n.outputs[0] === "expert_bias")?.inputs[0];
+  if (!biasSource) throw new Error("the graph's expert_bias output is not a stored weight");
+  return {
+    vocab: embed.dims[0],
+    width,
+    heads,
+    experts,
+    topK,
+    hidden,
+    ropeTheta: model.architecture.rope_theta,
+    normEps: model.architecture.norm_eps,
+    embed: decodeFloats(embed),
+    blocks,
+    expertBias: floats(biasSource, [layers, experts]),
+  };
+}
+
+/** The router-only graph bakes the route overrides' no-override values in (route-overrides.ts): any other value is a route this does not compute. */
+function checkNoOverride(byName: ReadonlyMap<string, Weight>): void {
+  const forced = byName.get("forced_experts");
+  if (forced && (forced.dataType !== INT64 || new BigInt64Array(forced.data.buffer).some((e) => e !== -1n)))
+    throw new Error("the graph forces a route (forced_experts is not all -1)");
+  const noise = byName.get("router_input_noise");
+  if (noise && decodeFloats(noise).some((e) => e !== 0)) throw new Error("the graph perturbs the router's input");
+  const bf16 = byName.get("router_bf16");
+  if (bf16 && decodeFloats(bf16).some((e) => e !== 0))
+    throw new Error("the graph rounds the router's input to bfloat16");
+}
+
+function decodeFloats(weight: Weight): Float32Array {
+  if (weight.dataType === FLOAT32)
+    return new Float32Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 4);
+  if (weight.dataType === FLOAT16)
+    return float16ToFloat32(new Uint16Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 2));
+  throw new Error(`the weight ${weight.name} is not stored as float32 or float16`);
+}
+
+/** Every float16 bit pattern's value, built on first use (256 KB): decoding a checkpoint is then one lookup per weight. */
+let halfValues: Float32Array | null = null;
+
+/** IEEE half-precision bits to float32 values (exact: every float16 is a float32). */
+export function float16ToFloat32(bits: Uint16Array): Float32Array {
+  if (!halfValues) {
+    halfValues = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      const sign = h & 0x8000 ? -1 : 1;
+      const exponent = (h >> 10) & 0x1f;
+      const fraction = h & 0x3ff;
+      halfValues[h] =
+        exponent === 0
+          ? sign * fraction * 2 ** -24
+          : exponent === 31
+            ? fraction
+              ? NaN
+              : sign * Infinity
+            : sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+    }
+  }
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = halfValues[bits[i]];
+  return out;
+}
+
+/** [rows, cols] → [cols, rows]. */
+function transpose(matrix: Float32Array, rows: number, cols: number): Float32Array {
+  return transposeEach(matrix, 1, rows, cols);
+}
+
+/** [count, rows, cols] → [count, cols, rows]. */
+function transposeEach(matrices: Float32Array, count: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(matrices.length);
+  for (let m = 0, at = 0; m < count; m++, at += rows * cols)
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[at + c * rows + r] = matrices[at + r * cols + c];
+  return out;
+}
+
+/**
+ * Router logits for `batch` sequences of `seq` token ids (row-major), as the
+ * router-only graph's `router_logits` output. Throws for an id outside the
+ * vocabulary (the graph's Gather would fail too).
+ */
+export function routerForward(graph: RouterGraph, inputIds: Int32Array, batch: number, seq: number): RouterLogits {
+  const { width, experts, blocks } = graph;
+  const tokens = batch * seq;
+  if (inputIds.length !== tokens) throw new Error(`${inputIds.length} token ids for a batch of ${batch} × ${seq}`);
+  const x = new Float32Array(tokens * width);
+  for (let t = 0; t < tokens; t++) {
+    const id = inputIds[t];
+    if (!(id >= 0 && id < graph.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${graph.vocab}`);
+    x.set(graph.embed.subarray(id * width, (id + 1) * width), t * width);
+  }
+  const rope = ropeTables(graph, seq);
+  const router = new Float32Array(blocks.length * tokens * experts);
+  const normed = new Float32Array(tokens * width);
+  for (let layer = 0; layer < blocks.length; layer++) {
+    const block = blocks[layer];
+    rmsNorm(x, block.attnNorm, graph.normEps, normed);
+    addInto(x, attention(graph, block, normed, batch, seq, rope));
+    rmsNorm(x, block.moeNorm, graph.normEps, normed);
+    const logits = router.subarray(layer * tokens * experts, (layer + 1) * tokens * experts);
+    linear(normed, block.router, width, experts, logits);
+    if (block.experts) addInto(x, mixture(graph, block.experts, normed, logits));
+  }
+  return { router, dims: [blocks.length, batch, seq, experts] };
+}
+
+/**
+ * out[t, o] = Σ_i x[t, i] · w[o, i]: each output one dot product over two
+ * contiguous rows. Two tokens × two outputs at a time, so that each value
+ * loaded serves two products (1.3× the plain loop in V8, ~1.1 GMAC/s on one
+ * core); each sum runs in the order of i whatever its neighbours.
+ */
+function linear(x: Float32Array, w: Float32Array, inputs: number, outputs: number, out: Float32Array): Float32Array {
+  const rows = x.length / inputs;
+  let t = 0;
+  for (; t + 1 < rows; t += 2) {
+    const x0 = t * inputs;
+    const x1 = x0 + inputs;
+    let o = 0;
+    for (; o + 1 < outputs; o += 2) {
+      const w0 = o * inputs;
+      const w1 = w0 + inputs;
+      let s00 = 0,
+        s01 = 0,
+        s10 = 0,
+        s11 = 0;
+      for (let i = 0; i < inputs; i++) {
+        const a = x[x0 + i];
+        const b = x[x1 + i];
+        const p = w[w0 + i];
+        const q = w[w1 + i];
+        s00 += a * p;
+        s01 += a * q;
+        s10 += b * p;
+        s11 += b * q;
+      }
+      out[t * outputs + o] = s00;
+      out[t * outputs + o + 1] = s01;
+      out[(t + 1) * outputs + o] = s10;
+      out[(t + 1) * outputs + o + 1] = s11;
+    }
+    for (; o < outputs; o++) {
+      out[t * outputs + o] = dot(x, x0, w, o * inputs, inputs);
+      out[(t + 1) * outputs + o] = dot(x, x1, w, o * inputs, inputs);
+    }
+  }
+  for (; t < rows; t++)
+    for (let o = 0; o < outputs; o++) out[t * outputs + o] = dot(x, t * inputs, w, o * inputs, inputs);
+  return out;
+}
+
+/** Σ a[aAt + i] · b[bAt + i], summed in order: the same order as `linear`'s blocked sums, so a token's numbers do not depend on the tokens beside it. */
+function dot(a: Float32Array, aAt: number, b: Float32Array, bAt: number, length: number): number {
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum += a[aAt + i] * b[bAt + i];
+  return sum;
+}
+
+/** x · rsqrt(mean(x²) + ε) · weight, per row (model.py's RMSNorm). */
+function rmsNorm(x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): Float32Array {
+  const width = weight.length;
+  for (let at = 0; at < x.length; at += width) {
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(dot(x, at, x, at, width) / width) + eps)));
+    for (let i = 0; i < width; i++) out[at + i] = Math.fround(x[at + i] * scale) * weight[i];
+  }
+  return out;
+}
+
+function addInto(x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += y[i];
+}
+
+/** cos and sin of position × inverse frequency, [seq, head/2], computed in float32 as the graph does. */
+function ropeTables(graph: RouterGraph, seq: number): { cos: Float32Array; sin: Float32Array } {
+  const half = graph.width / graph.heads / 2;
+  const cos = new Float32Array(seq * half);
+  const sin = new Float32Array(seq * half);
+  for (let j = 0; j < half; j++) {
+    const inverse = Math.fround(1 / Math.fround(graph.ropeTheta ** Math.fround((2 * j) / (2 * half))));
+    for (let p = 0; p < seq; p++) {
+      const angle = Math.fround(p * inverse);
+      cos[p * half + j] = Math.cos(angle);
+      sin[p * half + j] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Rotates each head's two halves of every row in place (the transformers rotate_half convention). */
+function applyRope(x: Float32Array, graph: RouterGraph, seq: number, rope: { cos: Float32Array; sin: Float32Array }) {
+  const head = graph.width / graph.heads;
+  const half = head / 2;
+  for (let t = 0; t < x.length / graph.width; t++) {
+    const p = t % seq;
+    for (let h = 0; h < graph.heads; h++) {
+      const at = t * graph.width + h * head;
+      for (let j = 0; j < half; j++) {
+        const c = rope.cos[p * half + j];
+        const s = rope.sin[p * half + j];
+        const a = x[at + j];
+        const b = x[at + half + j];
+        x[at + j] = Math.fround(a * c) - Math.fround(b * s);
+        x[at + half + j] = Math.fround(b * c) + Math.fround(a * s);
+      }
+    }
+  }
+}
+
+/** Causal multi-head self-attention with QK-norm and RoPE; returns the output projection. */
+function attention(
+  graph: RouterGraph,
+  block: Block,
+  x: Float32Array,
+  batch: number,
+  seq: number,
+  rope: { cos: Float32Array; sin: Float32Array },
+): Float32Array {
+  const { width, heads, normEps } = graph;
+  const tokens = batch * seq;
+  const head = width / heads;
+  const q = rmsNorm(
+    linear(x, block.q, width, width, new Float32Array(tokens * width)),
+    block.qNorm,
+    normEps,
+    new Float32Array(tokens * width),
+  );
+  const k = rmsNorm(
+    linear(x, block.k, width, width, new Float32Array(tokens * width)),
+    block.kNorm,
+    normEps,
+    new Float32Array(tokens * width),
+  );
+  const v = linear(x, block.v, width, width, new Float32Array(tokens * width));
+  applyRope(q, graph, seq, rope);
+  applyRope(k, graph, seq, rope);
+  const scale = Math.fround(Math.sqrt(head));
+  const mixed = new Float32Array(tokens * width);
+  const weights = new Float64Array(seq);
+  const mix = new Float64Array(head); // one query's weighted sum of values, summed in float64
+  for (let b = 0; b < batch; b++)
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < seq; i++) {
+        const qi = (b * seq + i) * width + h * head;
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          const score = Math.fround(Math.fround(dot(q, qi, k, (b * seq + j) * width + h * head, head)) / scale);
+          weights[j] = score;
+          if (score > max) max = score;
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += weights[j] = Math.fround(Math.exp(weights[j] - max));
+        mix.fill(0);
+        for (let j = 0; j <= i; j++) {
+          const p = Math.fround(weights[j] / sum);
+          const vj = (b * seq + j) * width + h * head;
+          for (let d = 0; d < head; d++) mix[d] += p * v[vj + d];
+        }
+        mixed.set(mix, (b * seq + i) * width + h * head);
+      }
+  return linear(mixed, block.o, width, width, new Float32Array(tokens * width));
+}
+
+/**
+ * The MoE layer's output for each token: Σ over its top-k experts of the
+ * gate times SwiGLU(x), where the choice is top-k of softmax(logits) + bias
+ * and the gate the unbiased probability (not renormalised, as OLMoE). Tokens
+ * are grouped by expert so that each expert's weights are read once, hot in cache.
+ */
+function mixture(graph: RouterGraph, experts: Experts, x: Float32Array, logits: Float32Array): Float32Array {
+  const { width, hidden, topK, experts: count } = graph;
+  const tokens = x.length / width;
+  const chosen = new Int32Array(tokens * topK);
+  const gates = new Float32Array(tokens * topK);
+  const probs = new Float32Array(count);
+  const scores = new Float64Array(count);
+  for (let t = 0; t < tokens; t++) {
+    softmax(logits, t * count, count, probs);
+    for (let e = 0; e < count; e++) scores[e] = Math.fround(probs[e] + experts.bias[e]);
+    for (let s = 0; s < topK; s++) {
+      let best = -1;
+      for (let e = 0; e < count; e++) if (best < 0 || scores[e] > scores[best]) best = e;
+      chosen[t * topK + s] = best;
+      gates[t * topK + s] = probs[best];
+      scores[best] = -Infinity;
+    }
+  }
+  // Slots grouped by expert, in token order within each.
+  const starts = new Int32Array(count + 1);
+  for (let i = 0; i < chosen.length; i++) starts[chosen[i] + 1]++;
+  for (let e = 0; e < count; e++) starts[e + 1] += starts[e];
+  const slotsByExpert = new Int32Array(chosen.length);
+  const next = starts.slice(0, count);
+  for (let i = 0; i < chosen.length; i++) slotsByExpert[next[chosen[i]]++] = i;
+
+  const slotOut = new Float32Array(chosen.length * width);
+  const h = new Float32Array(2 * hidden); // two slots' hidden activations
+  for (let e = 0; e < count; e++) {
+    const upAt = e * hidden * width;
+    const downAt = e * width * hidden;
+    // Two slots at a time, each weight loaded once for both; an odd last slot pairs with itself.
+    for (let n = starts[e]; n < starts[e + 1]; n += 2) {
+      const slot0 = slotsByExpert[n];
+      const slot1 = n + 1 < starts[e + 1] ? slotsByExpert[n + 1] : slot0;
+      const x0 = ((slot0 / topK) | 0) * width;
+      const x1 = ((slot1 / topK) | 0) * width;
+      for (let j = 0; j < hidden; j++) {
+        const row = upAt + j * width;
+        let g0 = 0,
+          g1 = 0,
+          u0 = 0,
+          u1 = 0;
+        for (let i = 0; i < width; i++) {
+          const a = x[x0 + i];
+          const b = x[x1 + i];
+          const p = experts.gate[row + i];
+          const q = experts.up[row + i];
+          g0 += a * p;
+          g1 += b * p;
+          u0 += a * q;
+          u1 += b * q;
+        }
+        h[j] = swiglu(g0, u0);
+        h[hidden + j] = swiglu(g1, u1);
+      }
+      for (let c = 0; c < width; c++) {
+        const row = downAt + c * hidden;
+        let d0 = 0,
+          d1 = 0;
+        for (let j = 0; j < hidden; j++) {
+          const p = experts.down[row + j];
+          d0 += h[j] * p;
+          d1 += h[hidden + j] * p;
+        }
+        slotOut[slot0 * width + c] = d0;
+        slotOut[slot1 * width + c] = d1;
+      }
+    }
+  }
+  // Each token's slots summed in the order of its top-k, as the graph's [1, k] @ [k, d] product.
+  const out = new Float32Array(tokens * width);
+  for (let t = 0; t < tokens; t++)
+    for (let c = 0; c < width; c++) {
+      let sum = 0;
+      for (let s = 0; s < topK; s++) sum += gates[t * topK + s] * slotOut[(t * topK + s) * width + c];
+      out[t * width + c] = sum;
+    }
+  return out;
+}
+
+/** silu(gate) · up, each step in float32 as the graph (Sigmoid, Mul, Mul). */
+function swiglu(gate: number, up: number): number {
+  const g = Math.fround(gate);
+  return Math.fround(Math.fround(g * Math.fround(1 / (1 + Math.exp(-g)))) * Math.fround(up));
+}
+
+function softmax(values: Float32Array, at: number, length: number, out: Float32Array): void {
+  let max = -Infinity;
+  for (let i = 0; i < length; i++) if (values[at + i] > max) max = values[at + i];
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum += out[i] = Math.exp(values[at + i] - max);
+  for (let i = 0; i < length; i++) out[i] = out[i] / sum;
+}
