@@ -51,6 +51,7 @@ export async function benchPages(): Promise<BenchRow[]> {
       const wasm: number[] = [];
       const floor: number[] = [];
       let work: ModelWork | null = null;
+      let backends: string[] = [];
       for (let round = 0; round < VISITS; round++) {
         const context = await launch();
         const liveTable = `[data-testid=${table}][data-source=live]`;
@@ -70,7 +71,9 @@ export async function benchPages(): Promise<BenchRow[]> {
         work = await recordedWork(page);
         await context.close();
         // Interleaved: the work this visit asked of its model worker, by that worker alone in an empty page.
-        floor.push((await runtimeFloorVisit(site, work)).ms);
+        const alone = await runtimeFloorVisit(site, work);
+        floor.push(alone.ms);
+        backends = [...new Set(alone.backends)];
       }
       rows.push(
         {
@@ -92,7 +95,7 @@ export async function benchPages(): Promise<BenchRow[]> {
           case: `${path}: same work, the model worker alone in an empty page (runtime floor)`,
           value: median(floor),
           unit: "ms",
-          note: `median of ${VISITS}, cold, interleaved with the page's visits: new Worker → ${work ? describeWork(work) : "—"}, as the page asked; onnxruntime-web alone, nothing else running`,
+          note: `median of ${VISITS}, cold, interleaved with the page's visits: new Worker → ${work ? describeWork(work) : "—"}, as the page asked, on ${backends.join(", ")}; the worker alone, nothing else running`,
         },
         {
           suite,

@@ -9,10 +9,11 @@
  * each visit).
  *
  * A page's number minus this one is what the page itself adds (its HTML,
- * modules, data and drawing, and starting the worker); this one is what
- * onnxruntime-web costs on this machine: fetching and compiling its wasm,
- * opening a session, and the first forward passes while V8 compiles the
- * kernels they meet.
+ * modules, data and drawing, and starting the worker); this one is what the
+ * worker's runtime costs on this machine: downloading and reading the
+ * checkpoints, and the first forward passes while V8 compiles the code they
+ * meet (on onnxruntime-web, also fetching and compiling its wasm and opening
+ * a session).
  */
 import type { BrowserContext, Page } from "playwright-core";
 import { launch, openBlankPage } from "../tools/chromium.js";

@@ -56,8 +56,8 @@ export interface RunRequest {
 
 /**
  * Download a checkpoint ahead of its load (a page that will open several asks
- * for the later ones at once): prefetches run one after another, beside the
- * load queue, so a session is created while the next file downloads. No reply.
+ * for the later ones at once): prefetches download side by side, beside the
+ * load queue, so a checkpoint is opened while the next files download. No reply.
  */
 export interface PrefetchRequest {
   type: "prefetch";

