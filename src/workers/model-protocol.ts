@@ -83,6 +83,7 @@ export type WorkerMessage = { id: number } & (
       type: "loaded";
       backend: Backend;
       fallbackReason: string | null;
+      /** The checkpoint's load, from the request that first opened it (a load of an open checkpoint answers at once, with this). */
       loadMs: number;
       fromCache: boolean;
       bytes: number;
