@@ -35,6 +35,7 @@ const result = (id: number): WorkerMessage => ({
   bias: null,
   backend: "wasm",
   ms: 1,
+  reused: false,
   fallbackReason: null,
   next: null,
 });
