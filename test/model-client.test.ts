@@ -35,7 +35,6 @@ const result = (id: number): WorkerMessage => ({
   bias: null,
   backend: "wasm",
   ms: 1,
-  reused: false,
   fallbackReason: null,
   next: null,
 });

@@ -98,13 +98,7 @@ export type WorkerMessage = { id: number } & (
       /** expert_bias, layers × experts: the loss-free checkpoint's selection bias (zeros for the others; null for files without it). */
       bias: Float32Array | null;
       backend: Backend;
-      /** Time in the forward pass; for a reused answer, the time its sequences took when they were computed. */
       ms: number;
-      /**
-       * Answered without computing: the lab's forward pass had routed every sequence of this batch before, and is
-       * batch-invariant bit for bit (the page's early start routes a page's first sequences while its modules load).
-       */
-      reused: boolean;
       fallbackReason: string | null;
       /** When asked (`readNextToken`): log p(next input token) and the top predictions per position. */
       next: NextTokenReadout | null;

@@ -63,8 +63,6 @@ interface SessionModel {
 interface LabModel {
   kind: "js";
   graph: RouterGraph;
-  /** The sequences it has routed: answers to ask again without computing (see `runOnLab`). */
-  routed: RoutedSequences;
   size: number;
   fromCache: boolean;
   loadMs: number;
@@ -310,8 +308,7 @@ async function openModel(
     } catch {
       graph = null; // not a router-only graph of OLMoE-mini: onnxruntime-web runs it
     }
-    if (graph)
-      return { kind: "js", graph, routed: new RoutedSequences(), size: bytes.byteLength, fromCache: false, loadMs: 0 };
+    if (graph) return { kind: "js", graph, size: bytes.byteLength, fromCache: false, loadMs: 0 };
   }
   const adapterReason = await adapterVerdict();
   await warmRuntime(adapterReason === null);
@@ -400,65 +397,12 @@ async function run(request: RunRequest): Promise<void> {
   else await runSession(request, model);
 }
 
-/**
- * Each sequence's router logits as the lab's forward pass computed them, by its token ids, with its share of the
- * pass's time. The pass is batch-invariant bit for bit (test/model/router-forward.test.ts), so a batch whose every
- * sequence is here is these slices side by side, exactly what computing it again would give. The page's early
- * start (tools/inline/early-model.js) routes a page's first sequences while its modules load; the page's own
- * request for them is then answered from here. The oldest are dropped beyond `capacity` sequences.
- */
-class RoutedSequences {
-  private readonly bySequence = new Map<string, { router: Float32Array; ms: number }>();
-  constructor(private readonly capacity = 64) {}
-
-  /** The batch of `ids` (batch × seq) if every sequence in it was routed before, else null. */
-  batch(ids: Int32Array, batch: number, seq: number, layers: number, experts: number) {
-    const found = Array.from({ length: batch }, (_, b) => this.bySequence.get(key(ids, b, seq)));
-    if (found.some((part) => !part)) return null;
-    const router = new Float32Array(layers * batch * seq * experts);
-    const block = seq * experts;
-    found.forEach((part, b) => {
-      for (let layer = 0; layer < layers; layer++)
-        router.set(part!.router.subarray(layer * block, (layer + 1) * block), (layer * batch + b) * block);
-    });
-    return { router, ms: found.reduce((sum, part) => sum + part!.ms, 0) };
-  }
-
-  /** Remembers each sequence of a routed batch (router: layers × batch × seq × experts), with an equal share of `ms`. */
-  remember(ids: Int32Array, router: Float32Array, batch: number, seq: number, layers: number, ms: number): void {
-    const block = router.length / layers / batch;
-    for (let b = 0; b < batch; b++) {
-      const own = new Float32Array(layers * block);
-      for (let layer = 0; layer < layers; layer++)
-        own.set(router.subarray((layer * batch + b) * block, (layer * batch + b + 1) * block), layer * block);
-      const name = key(ids, b, seq);
-      this.bySequence.delete(name); // re-inserted as the newest
-      this.bySequence.set(name, { router: own, ms: ms / batch });
-      if (this.bySequence.size > this.capacity) this.bySequence.delete(this.bySequence.keys().next().value!);
-    }
-  }
-}
-
-/** Sequence `b`'s token ids as a map key. */
-const key = (ids: Int32Array, b: number, seq: number) => ids.subarray(b * seq, (b + 1) * seq).join(",");
-
 /** A router-only graph's forward pass on the lab's own code (no logits, no route override: a full graph has those). */
 function runOnLab(request: RunRequest, model: LabModel): void {
   if (request.readNextToken) throw new Error(NO_LOGITS);
   refuseOverrides(request.overrides);
-  const { inputIds, batch, seq } = request;
-  const [layers, experts] = [model.graph.blocks.length, model.graph.experts];
   const started = performance.now();
-  let reused = model.routed.batch(inputIds, batch, seq, layers, experts);
-  let router: Float32Array;
-  let ms: number;
-  if (reused) ({ router, ms } = reused);
-  else {
-    router = routerForward(model.graph, inputIds, batch, seq).router;
-    ms = performance.now() - started;
-    model.routed.remember(inputIds, router, batch, seq, layers, ms);
-  }
-  const dims = [layers, batch, seq, experts];
+  const { router, dims } = routerForward(model.graph, request.inputIds, request.batch, request.seq);
   const bias = model.graph.expertBias.slice();
   post(
     {
@@ -469,8 +413,7 @@ function runOnLab(request: RunRequest, model: LabModel): void {
       topK: olmoeMini.topK,
       bias,
       backend: "js",
-      ms,
-      reused: reused !== null,
+      ms: performance.now() - started,
       fallbackReason: null,
       next: null,
     },
@@ -520,7 +463,6 @@ async function runSession(request: RunRequest, model: SessionModel): Promise<voi
       bias,
       backend: runner.backend,
       ms: performance.now() - started,
-      reused: false,
       fallbackReason: runner.fallbackReason,
       next,
     },

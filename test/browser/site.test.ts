@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import type { Page } from "playwright-core";
-import { testTimeout, watchProblems } from "../../tools/chromium.js";
+import { testTimeout } from "../../tools/chromium.js";
 import { eventually } from "./eventually.js";
 import { root, useBuiltSite } from "./fixture.js";
 import { syntheticBatch, domainMix } from "../../src/lib/synthetic.js";
@@ -552,55 +552,6 @@ for (const [query, runtime, wasmFetches] of [
       await page.close();
     },
   );
-
-test(
-  "each page's first live routes were routed by its early start: the page's own requests are answered from them",
-  { timeout: testTimeout },
-  async () => {
-    for (const [path, section] of [
-      ["playground", "routed-summary"],
-      ["z-loss", "real-z"],
-      ["granularity", "real-granularity"],
-      ["ablation", "side-by-side"],
-    ] as const) {
-      const page = await built.browser.newPage();
-      const problems = watchProblems(page);
-      // Every answer of the model worker, as its page hears it (requests from the HTML's early start have id 0).
-      await page.addInitScript(`{
-        const Native = window.Worker;
-        window.__answers = [];
-        window.Worker = class extends Native {
-          constructor(url, options) {
-            super(url, options);
-            if (/model-worker/.test(String(url)))
-              this.addEventListener("message", ({ data }) => data.type === "result" && window.__answers.push([data.id, data.reused, data.backend]));
-          }
-        };
-      }`);
-      // As a reader who scrolls to the section while the page loads (the bench's visit): its build-time copy is
-      // in the HTML, and its early start begins when that copy comes into view. (Once the page's modules have
-      // replaced the copy, the page starts its worker itself.)
-      await page.goto(built.site.url + path, { waitUntil: "commit" });
-      if (path !== "playground") {
-        await page.locator(`[data-testid=${section}][data-source=build]`).waitFor();
-        await page.evaluate(`document.querySelector("[data-testid=${section}]")?.scrollIntoView({ block: "center" })`);
-      }
-      await page
-        .locator(path === "playground" ? `[data-testid=${section}]` : `[data-testid=${section}][data-source=live]`)
-        .waitFor();
-      const answers = (await page.evaluate("window.__answers")) as [number, boolean, string][];
-      const own = answers.filter(([id]) => id > 0);
-      assert.ok(own.length > 0, `${path}: the page routed live`);
-      assert.deepEqual(
-        own.map(([, reused, backend]) => [reused, backend]),
-        own.map(() => [true, "js"]),
-        `${path}: the page's requests were answered from the early start's routes`,
-      );
-      assert.deepEqual(problems, []);
-      await page.close();
-    }
-  },
-);
 
 test(
   "a selection runs its cells once: the input's repeated event (same value) stops before view()",
