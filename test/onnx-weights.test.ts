@@ -33,6 +33,19 @@ test("splitWeights reads each initializer's name, type, shape and bytes; an Iden
   assert.deepEqual([...new Uint16Array(split.weights[0].data.buffer)], [0x3400, 0x4200]);
 });
 
+test("splitWeights lists the graph's outputs and its nodes as python3-onnx wrote them, the weight-copying Identity aside", () => {
+  for (const model of [shared, distinct]) {
+    const split = splitWeights(model);
+    assert.deepEqual(split.outputNames, ["y"]);
+    assert.deepEqual(split.nodes, [
+      { opType: "Add", inputs: ["x", "W"], outputs: ["a"] },
+      { opType: "Mul", inputs: ["a", "W2"], outputs: ["m"] },
+      { opType: "Cast", inputs: ["B"], outputs: ["b32"] },
+      { opType: "Add", inputs: ["m", "b32"], outputs: ["y"] },
+    ]);
+  }
+});
+
 test("checkpoints of one graph split into the same graph bytes, whatever their node names, metadata and shared weights", () => {
   const a = splitWeights(shared);
   const b = splitWeights(distinct);

@@ -55,7 +55,7 @@ interface SessionModel {
   weights: readonly Weight[];
   size: number;
   fromCache: boolean;
-  /** How long its first load took (a page that asks again, or adopts the early worker's load, is told this). */
+  /** How long its first load took, set when that load answers (a page that asks again, or adopts the early worker's load, is told this). */
   loadMs: number;
 }
 
@@ -65,6 +65,7 @@ interface LabModel {
   graph: RouterGraph;
   size: number;
   fromCache: boolean;
+  /** As SessionModel's. */
   loadMs: number;
 }
 
@@ -386,7 +387,7 @@ const NO_LOGITS = "this model file has no logits output (a router-only graph): l
 async function run(request: RunRequest): Promise<void> {
   const model = models.get(request.modelUrl);
   if (!model) throw new Error("no model is loaded");
-  const { inputIds, batch, seq, overrides } = request;
+  const { seq } = request;
   // The graph computes RoPE for any length, but OLMoE-mini never saw more than `context` tokens at once:
   // its routing of a longer sequence would be a number from outside anything it learned.
   if (seq > olmoeMini.context)
