@@ -440,49 +440,29 @@ function mixture(graph: RouterGraph, experts: Experts, x: Float32Array, logits: 
   const next = starts.slice(0, count);
   for (let i = 0; i < chosen.length; i++) slotsByExpert[next[chosen[i]]++] = i;
 
+  // Each expert's slots as one block of rows, through `linear`: gate and up projections, SwiGLU, down projection.
+  let busiest = 0;
+  for (let e = 0; e < count; e++) busiest = Math.max(busiest, starts[e + 1] - starts[e]);
+  const rows = new Float32Array(busiest * width);
+  const gate = new Float32Array(busiest * hidden);
+  const up = new Float32Array(busiest * hidden);
+  const down = new Float32Array(busiest * width);
   const slotOut = new Float32Array(chosen.length * width);
-  const h = new Float32Array(2 * hidden); // two slots' hidden activations
   for (let e = 0; e < count; e++) {
-    const upAt = e * hidden * width;
-    const downAt = e * width * hidden;
-    // Two slots at a time, each weight loaded once for both; an odd last slot pairs with itself.
-    for (let n = starts[e]; n < starts[e + 1]; n += 2) {
-      const slot0 = slotsByExpert[n];
-      const slot1 = n + 1 < starts[e + 1] ? slotsByExpert[n + 1] : slot0;
-      const x0 = ((slot0 / topK) | 0) * width;
-      const x1 = ((slot1 / topK) | 0) * width;
-      for (let j = 0; j < hidden; j++) {
-        const row = upAt + j * width;
-        let g0 = 0,
-          g1 = 0,
-          u0 = 0,
-          u1 = 0;
-        for (let i = 0; i < width; i++) {
-          const a = x[x0 + i];
-          const b = x[x1 + i];
-          const p = experts.gate[row + i];
-          const q = experts.up[row + i];
-          g0 += a * p;
-          g1 += b * p;
-          u0 += a * q;
-          u1 += b * q;
-        }
-        h[j] = swiglu(g0, u0);
-        h[hidden + j] = swiglu(g1, u1);
-      }
-      for (let c = 0; c < width; c++) {
-        const row = downAt + c * hidden;
-        let d0 = 0,
-          d1 = 0;
-        for (let j = 0; j < hidden; j++) {
-          const p = experts.down[row + j];
-          d0 += h[j] * p;
-          d1 += h[hidden + j] * p;
-        }
-        slotOut[slot0 * width + c] = d0;
-        slotOut[slot1 * width + c] = d1;
-      }
+    const n = starts[e + 1] - starts[e];
+    if (n === 0) continue;
+    for (let r = 0; r < n; r++) {
+      const token = (slotsByExpert[starts[e] + r] / topK) | 0;
+      rows.set(x.subarray(token * width, (token + 1) * width), r * width);
     }
+    const block = rows.subarray(0, n * width);
+    const size = hidden * width;
+    linear(block, experts.gate.subarray(e * size, (e + 1) * size), width, hidden, gate);
+    linear(block, experts.up.subarray(e * size, (e + 1) * size), width, hidden, up);
+    for (let i = 0; i < n * hidden; i++) gate[i] = swiglu(gate[i], up[i]);
+    linear(gate.subarray(0, n * hidden), experts.down.subarray(e * size, (e + 1) * size), hidden, width, down);
+    for (let r = 0; r < n; r++)
+      slotOut.set(down.subarray(r * width, (r + 1) * width), slotsByExpert[starts[e] + r] * width);
   }
   // Each token's slots summed in the order of its top-k, as the graph's [1, k] @ [k, d] product.
   const out = new Float32Array(tokens * width);
@@ -495,10 +475,9 @@ function mixture(graph: RouterGraph, experts: Experts, x: Float32Array, logits: 
   return out;
 }
 
-/** silu(gate) · up, each step in float32 as the graph (Sigmoid, Mul, Mul). */
+/** silu(gate) · up (both float32 already), each step in float32 as the graph (Sigmoid, Mul, Mul). */
 function swiglu(gate: number, up: number): number {
-  const g = Math.fround(gate);
-  return Math.fround(Math.fround(g * Math.fround(1 / (1 + Math.exp(-g)))) * Math.fround(up));
+  return Math.fround(Math.fround(gate * Math.fround(1 / (1 + Math.exp(-gate)))) * up);
 }
 
 function softmax(values: Float32Array, at: number, length: number, out: Float32Array): void {
