@@ -25,8 +25,9 @@
  * onnxruntime-node on the same files and against PyTorch's reference logits.
  *
  * The graph is read, not trusted: `readRouterGraph` finds each weight by the
- * name the exporter gave it (projections by the scope of the MatMul that
- * reads them, as data/recipe/from_onnx.py does) and refuses a file whose
+ * name the exporter gave it (a projection, named only `onnx::MatMul_N`, by
+ * the scope in the name of the MatMul that reads it, `/model/blocks.0/attn/q/…`;
+ * data/recipe/from_onnx.py matches them by the trace's order instead) and refuses a file whose
  * inputs, outputs, shapes or baked route overrides are not the router-only
  * graph this computes; the caller then runs the file on onnxruntime-web.
  */
