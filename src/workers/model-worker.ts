@@ -116,17 +116,42 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
     }
     return;
   }
+  waiting++;
+  clearTimeout(storeTimer);
   queue = queue.then(async () => {
     lastStarted = Math.max(lastStarted, request.id);
-    if (cancelled.delete(request.id) && request.type === "run") return; // a load is never dropped: other runs need it
     try {
+      if (cancelled.delete(request.id) && request.type === "run") return; // a load is never dropped: other runs need it
       if (request.type === "load") await load(request);
       else await run(request);
     } catch (error) {
       post({ id: request.id, type: "error", stage: request.type, message: describe(error) });
+    } finally {
+      if (--waiting === 0) storeTimer = setTimeout(storeWhileIdle, STORE_AFTER_IDLE_MS);
     }
   });
 };
+
+/**
+ * Downloaded files that opened, waiting to be kept in Cache Storage for the
+ * next visit. They are written only once the page has asked nothing of this
+ * worker for STORE_AFTER_IDLE_MS: committing a 6 MB file costs this thread
+ * 0.1–0.2 s of CPU on two cores, which the z-loss page's four checkpoints
+ * would otherwise spend while the reader waits for their numbers.
+ */
+const toStore: { url: string; bytes: Uint8Array }[] = [];
+const STORE_AFTER_IDLE_MS = 1000;
+/** Loads and runs queued or running. */
+let waiting = 0;
+let storeTimer: ReturnType<typeof setTimeout> | undefined;
+
+async function storeWhileIdle(): Promise<void> {
+  // One file at a time, and none once a request has come in (the next idle moment goes on).
+  while (waiting === 0 && toStore.length) {
+    const { url, bytes } = toStore.shift()!;
+    await storeCached(url, bytes);
+  }
+}
 
 function configure(request: LoadRequest): void {
   if (configured) return;
@@ -210,9 +235,8 @@ async function load(request: LoadRequest): Promise<void> {
   }
   // Only a file that opened (as an inference session with the outputs the lab
   // reads, or on the lab's own pass) is kept for the next visit: a corrupt download is never cached.
-  // Written in the background: the answer (and the next request in the queue) does not wait
-  // for the browser to commit 6-8 MB to disk, 0.1-0.2 s a checkpoint on two cores.
-  if (!model.fromCache) void storeCached(modelUrl, model.bytes);
+  // Written once the worker is idle (storeWhileIdle): neither this answer nor the next request waits for it.
+  if (!model.fromCache) toStore.push({ url: modelUrl, bytes: model.bytes });
   opened.fromCache = model.fromCache;
   opened.loadMs = performance.now() - started;
   models.set(modelUrl, opened);

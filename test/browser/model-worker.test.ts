@@ -204,3 +204,48 @@ test(
     );
   },
 );
+
+test(
+  "a checkpoint that opened is kept in Cache Storage once its worker is idle, and the next visit reads it from there",
+  { skip, timeout: testTimeout },
+  async () => {
+    const page = await built.browser.newPage();
+    try {
+      await openBlankPage(page, built.site.url);
+      const answers = await page.evaluate(
+        async ({ workerUrl, load }) => {
+          const cache = "moe-lab-models-v1";
+          await caches.delete(cache); // other tests of this browser may have stored it already
+          const answers: WorkerMessage[] = [];
+          // Two visits: the first downloads and opens the file, the second should find it cached.
+          // (No named function in here: tsx would wrap it in a helper that the page lacks.)
+          for (const visit of [1, 2]) {
+            const worker = new Worker(workerUrl, { type: "module" });
+            answers.push(
+              await new Promise<WorkerMessage>((resolve) => {
+                worker.onmessage = ({ data }: MessageEvent<WorkerMessage>) => data.type !== "progress" && resolve(data);
+                worker.postMessage(load);
+              }),
+            );
+            // Written in the background once the worker has nothing to do: wait until it is there (no fixed delay).
+            while (visit === 1 && !(await (await caches.open(cache)).match(load.modelUrl as string)))
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            worker.terminate();
+          }
+          return answers;
+        },
+        { workerUrl: links().worker, load: loadRequest(1, "auto") },
+      );
+      assert.deepEqual(
+        answers.map((a) => [a.type, "fromCache" in a ? a.fromCache : null, "backend" in a ? a.backend : null]),
+        [
+          ["loaded", false, "js"],
+          ["loaded", true, "js"],
+        ],
+        JSON.stringify(answers),
+      );
+    } finally {
+      await page.close();
+    }
+  },
+);
