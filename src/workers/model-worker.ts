@@ -25,6 +25,8 @@ import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { forwardFeeds, nextTokenReadout, overrideShapeOf, refuseOverrides } from "../lib/model/route-overrides.js";
 import { sameGraph, splitWeights, weightFeeds, type SplitModel, type Weight } from "../lib/model/onnx-weights.js";
 import { readRouterGraph, routerForward, type RouterGraph } from "../lib/model/router-forward.js";
+import { linearLanes, linearOn, type Linear, type LinearKernelExports } from "../lib/model/linear-kernel.js";
+import { linearKernelWasm } from "../lib/model/linear-kernel.wasm.js";
 
 const overrideShape = overrideShapeOf(olmoeMini);
 
@@ -422,12 +424,26 @@ async function run(request: RunRequest): Promise<void> {
   else await runSession(request, model);
 }
 
+/** The lab's pass's matrix product: on WebAssembly SIMD, else in plain JavaScript (the same numbers bit for bit). */
+let linear: Linear | null = null;
+function labLinear(): Linear {
+  if (linear) return linear;
+  try {
+    // 1.5 KB: compiled at once, on this thread (no fetch: the bytes are in this bundle).
+    const kernel = new WebAssembly.Instance(new WebAssembly.Module(linearKernelWasm)).exports;
+    linear = linearOn(kernel as unknown as LinearKernelExports);
+  } catch {
+    linear = linearLanes; // no WebAssembly SIMD in this browser
+  }
+  return linear;
+}
+
 /** A router-only graph's forward pass on the lab's own code (no logits, no route override: a full graph has those). */
 function runOnLab(request: RunRequest, model: LabModel): void {
   if (request.readNextToken) throw new Error(NO_LOGITS);
   refuseOverrides(request.overrides);
   const started = performance.now();
-  const { router, dims } = routerForward(model.graph, request.inputIds, request.batch, request.seq);
+  const { router, dims } = routerForward(model.graph, request.inputIds, request.batch, request.seq, labLinear());
   const bias = model.graph.expertBias.slice();
   post(
     {

@@ -14,6 +14,13 @@ import { float16ToFloat32, readRouterGraph, routerForward } from "../../src/lib/
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
 import { maxAbsDifference, type Reference } from "./onnx-runners.js";
 import { uniformGenerator } from "../../src/lib/random.js";
+import { linearOn, type LinearKernelExports } from "../../src/lib/model/linear-kernel.js";
+import { linearKernelWasm } from "../../src/lib/model/linear-kernel.wasm.js";
+
+/** The WebAssembly SIMD matrix product, as the model worker runs it. */
+const simd = linearOn(
+  new WebAssembly.Instance(new WebAssembly.Module(linearKernelWasm)).exports as unknown as LinearKernelExports,
+);
 
 const models = fileURLToPath(new URL("../../data/models/", import.meta.url));
 const routerPath = (checkpoint: string) => `${models}${checkpoint}.router.onnx`;
@@ -81,7 +88,13 @@ for (const checkpoint of olmoeMini.checkpoints) {
         ["one token", Int32Array.of(42), 1, 1],
       ];
       for (const [what, ids, batch, seq] of cases) {
-        const ours = routerForward(graph, ids, batch, seq);
+        const ours = routerForward(graph, ids, batch, seq, simd);
+        // The plain-JavaScript fallback computes the same numbers, bit for bit.
+        assert.deepEqual(
+          routerForward(graph, ids, batch, seq).router,
+          ours.router,
+          `${what}: WebAssembly = JavaScript`,
+        );
         const theirs = await onnxruntime(path, ids, batch, seq);
         assert.deepEqual([...ours.dims], theirs.dims, `${what}: dims`);
         const difference = maxAbsDifference(ours.router, theirs.router);
@@ -99,7 +112,7 @@ for (const checkpoint of olmoeMini.checkpoints) {
       // PyTorch computed the reference from the full-precision module: the file's float16 weights are within the
       // tolerance checkpoints.test.ts holds onnxruntime to.
       const [B, S] = [reference.input_ids.length, reference.input_ids[0].length];
-      const ours = routerForward(graph, Int32Array.from(reference.input_ids.flat()), B, S);
+      const ours = routerForward(graph, Int32Array.from(reference.input_ids.flat()), B, S, simd);
       const tolerance = reference.precision === "fp32" ? 1e-3 : 1e-2;
       const difference = maxAbsDifference(ours.router, reference.router_logits.flat(3));
       assert.ok(difference < tolerance, `against PyTorch: ${difference} ≥ ${tolerance}`);
@@ -117,10 +130,10 @@ test(
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 24 }), fc.nat(), (batch, seq, seed) => {
         const ids = randomIds(batch * seq, graph.vocab, seed);
-        const together = routerForward(graph, ids, batch, seq).router;
+        const together = routerForward(graph, ids, batch, seq, simd).router;
         const { layers, experts } = olmoeMini;
         for (let b = 0; b < batch; b++) {
-          const alone = routerForward(graph, ids.subarray(b * seq, (b + 1) * seq), 1, seq).router;
+          const alone = routerForward(graph, ids.subarray(b * seq, (b + 1) * seq), 1, seq, simd).router;
           for (let layer = 0; layer < layers; layer++) {
             const inBatch = together.subarray(
               (layer * batch + b) * seq * experts,

@@ -15,7 +15,8 @@
  *
  * What it computes is data/recipe/model.py's OLMoE-mini, step for step as the
  * exported graph does it, each intermediate rounded to float32 as the graph
- * stores it (sums are taken in float64): RMSNorm pre-norm; QK-norm over the
+ * stores it (sums in float64, but for the matrix products' four float32 lanes:
+ * linear-kernel.ts, in WebAssembly SIMD where the caller passes it): RMSNorm pre-norm; QK-norm over the
  * whole projected q and k before the split into heads; RoPE with the
  * rotate-half convention; causal softmax attention; a bias-free router,
  * softmax over all experts, top-k of the probabilities plus the expert bias
@@ -33,6 +34,7 @@
  */
 import type { OlmoeMini } from "./olmoe-mini-facts.js";
 import type { SplitModel, Weight } from "./onnx-weights.js";
+import { linearLanes, type Linear } from "./linear-kernel.js";
 
 /** The attention and MoE weights of one block. Projections are stored [out, in]: each output is a dot product over one contiguous row. */
 interface Block {
@@ -226,9 +228,17 @@ function transposeEach(matrices: Float32Array, count: number, rows: number, cols
 /**
  * Router logits for `batch` sequences of `seq` token ids (row-major), as the
  * router-only graph's `router_logits` output. Throws for an id outside the
- * vocabulary (the graph's Gather would fail too).
+ * vocabulary (the graph's Gather would fail too). `linear`: the matrix
+ * product, `linearOn` the WebAssembly kernel where the caller has it; both
+ * give the same numbers bit for bit (linear-kernel.ts).
  */
-export function routerForward(graph: RouterGraph, inputIds: Int32Array, batch: number, seq: number): RouterLogits {
+export function routerForward(
+  graph: RouterGraph,
+  inputIds: Int32Array,
+  batch: number,
+  seq: number,
+  linear: Linear = linearLanes,
+): RouterLogits {
   const { width, experts, blocks } = graph;
   const tokens = batch * seq;
   if (inputIds.length !== tokens) throw new Error(`${inputIds.length} token ids for a batch of ${batch} × ${seq}`);
@@ -244,61 +254,16 @@ export function routerForward(graph: RouterGraph, inputIds: Int32Array, batch: n
   for (let layer = 0; layer < blocks.length; layer++) {
     const block = blocks[layer];
     rmsNorm(x, block.attnNorm, graph.normEps, normed);
-    addInto(x, attention(graph, block, normed, batch, seq, rope));
+    addInto(x, attention(graph, block, normed, batch, seq, rope, linear));
     rmsNorm(x, block.moeNorm, graph.normEps, normed);
     const logits = router.subarray(layer * tokens * experts, (layer + 1) * tokens * experts);
     linear(normed, block.router, width, experts, logits);
-    if (block.experts) addInto(x, mixture(graph, block.experts, normed, logits));
+    if (block.experts) addInto(x, mixture(graph, block.experts, normed, logits, linear));
   }
   return { router, dims: [blocks.length, batch, seq, experts] };
 }
 
-/**
- * out[t, o] = Σ_i x[t, i] · w[o, i]: each output one dot product over two
- * contiguous rows. Two tokens × two outputs at a time, so that each value
- * loaded serves two products (1.3× the plain loop in V8, ~1.1 GMAC/s on one
- * core); each sum runs in the order of i whatever its neighbours.
- */
-function linear(x: Float32Array, w: Float32Array, inputs: number, outputs: number, out: Float32Array): Float32Array {
-  const rows = x.length / inputs;
-  let t = 0;
-  for (; t + 1 < rows; t += 2) {
-    const x0 = t * inputs;
-    const x1 = x0 + inputs;
-    let o = 0;
-    for (; o + 1 < outputs; o += 2) {
-      const w0 = o * inputs;
-      const w1 = w0 + inputs;
-      let s00 = 0,
-        s01 = 0,
-        s10 = 0,
-        s11 = 0;
-      for (let i = 0; i < inputs; i++) {
-        const a = x[x0 + i];
-        const b = x[x1 + i];
-        const p = w[w0 + i];
-        const q = w[w1 + i];
-        s00 += a * p;
-        s01 += a * q;
-        s10 += b * p;
-        s11 += b * q;
-      }
-      out[t * outputs + o] = s00;
-      out[t * outputs + o + 1] = s01;
-      out[(t + 1) * outputs + o] = s10;
-      out[(t + 1) * outputs + o + 1] = s11;
-    }
-    for (; o < outputs; o++) {
-      out[t * outputs + o] = dot(x, x0, w, o * inputs, inputs);
-      out[(t + 1) * outputs + o] = dot(x, x1, w, o * inputs, inputs);
-    }
-  }
-  for (; t < rows; t++)
-    for (let o = 0; o < outputs; o++) out[t * outputs + o] = dot(x, t * inputs, w, o * inputs, inputs);
-  return out;
-}
-
-/** Σ a[aAt + i] · b[bAt + i], summed in order: the same order as `linear`'s blocked sums, so a token's numbers do not depend on the tokens beside it. */
+/** Σ a[aAt + i] · b[bAt + i], summed in order in float64 (norms and attention scores; the matrix products are `linear`'s). */
 function dot(a: Float32Array, aAt: number, b: Float32Array, bAt: number, length: number): number {
   let sum = 0;
   for (let i = 0; i < length; i++) sum += a[aAt + i] * b[bAt + i];
@@ -363,6 +328,7 @@ function attention(
   batch: number,
   seq: number,
   rope: { cos: Float32Array; sin: Float32Array },
+  linear: Linear,
 ): Float32Array {
   const { width, heads, normEps } = graph;
   const tokens = batch * seq;
@@ -384,28 +350,40 @@ function attention(
   applyRope(k, graph, seq, rope);
   const scale = Math.fround(Math.sqrt(head));
   const mixed = new Float32Array(tokens * width);
+  // One sequence's one head at a time, its two products through `linear`: the scores q·k for every pair
+  // (the half above the diagonal is computed and never read), and the probabilities times the values,
+  // where each query's row is zero past itself (a zero adds nothing, bit for bit: the causal sum exactly).
+  const qh = new Float32Array(seq * head); // [seq, head]
+  const kh = new Float32Array(seq * head); // [seq, head]
+  const vt = new Float32Array(head * seq); // [head, seq]: values transposed, each output a row
+  const scores = new Float32Array(seq * seq);
+  const probabilities = new Float32Array(seq * seq);
+  const mix = new Float32Array(seq * head);
   const weights = new Float64Array(seq);
-  const mix = new Float64Array(head); // one query's weighted sum of values, summed in float64
   for (let b = 0; b < batch; b++)
-    for (let h = 0; h < heads; h++)
+    for (let h = 0; h < heads; h++) {
       for (let i = 0; i < seq; i++) {
-        const qi = (b * seq + i) * width + h * head;
+        const at = (b * seq + i) * width + h * head;
+        qh.set(q.subarray(at, at + head), i * head);
+        kh.set(k.subarray(at, at + head), i * head);
+        for (let d = 0; d < head; d++) vt[d * seq + i] = v[at + d];
+      }
+      linear(qh, kh, head, seq, scores);
+      probabilities.fill(0);
+      for (let i = 0; i < seq; i++) {
         let max = -Infinity;
         for (let j = 0; j <= i; j++) {
-          const score = Math.fround(Math.fround(dot(q, qi, k, (b * seq + j) * width + h * head, head)) / scale);
+          const score = Math.fround(scores[i * seq + j] / scale);
           weights[j] = score;
           if (score > max) max = score;
         }
         let sum = 0;
         for (let j = 0; j <= i; j++) sum += weights[j] = Math.fround(Math.exp(weights[j] - max));
-        mix.fill(0);
-        for (let j = 0; j <= i; j++) {
-          const p = Math.fround(weights[j] / sum);
-          const vj = (b * seq + j) * width + h * head;
-          for (let d = 0; d < head; d++) mix[d] += p * v[vj + d];
-        }
-        mixed.set(mix, (b * seq + i) * width + h * head);
+        for (let j = 0; j <= i; j++) probabilities[i * seq + j] = weights[j] / sum;
       }
+      linear(probabilities, vt, seq, head, mix);
+      for (let i = 0; i < seq; i++) mixed.set(mix.subarray(i * head, (i + 1) * head), (b * seq + i) * width + h * head);
+    }
   return linear(mixed, block.o, width, width, new Float32Array(tokens * width));
 }
 
@@ -415,7 +393,13 @@ function attention(
  * and the gate the unbiased probability (not renormalised, as OLMoE). Tokens
  * are grouped by expert so that each expert's weights are read once, hot in cache.
  */
-function mixture(graph: RouterGraph, experts: Experts, x: Float32Array, logits: Float32Array): Float32Array {
+function mixture(
+  graph: RouterGraph,
+  experts: Experts,
+  x: Float32Array,
+  logits: Float32Array,
+  linear: Linear,
+): Float32Array {
   const { width, hidden, topK, experts: count } = graph;
   const tokens = x.length / width;
   const chosen = new Int32Array(tokens * topK);
