@@ -100,13 +100,17 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
   if (split.outputNames.includes("logits")) throw new Error("the graph has an LM head (a full graph)");
 
   const byName = new Map(split.weights.map((w) => [w.name, w]));
-  const floats = (name: string, dims: readonly number[]): Float32Array => {
+  const stored = (name: string, dims: readonly number[]): Weight => {
     const weight = byName.get(name) ?? byName.get(`${name}__fp16`);
     if (!weight) throw new Error(`the graph has no weight ${name}`);
     if (weight.dims.join() !== dims.join())
       throw new Error(`the weight ${name} is [${weight.dims.join(", ")}], not [${dims.join(", ")}]`);
-    return decodeFloats(weight);
+    return weight;
   };
+  const floats = (name: string, dims: readonly number[]): Float32Array => decodeFloats(stored(name, dims));
+  /** [count, rows, cols] stored → [count, cols, rows], decoded and transposed in one pass. */
+  const transposed = (name: string, count: number, rows: number, cols: number): Float32Array =>
+    transposeEach(stored(name, [count, rows, cols]), count, rows, cols);
   // The exporter names a Linear's weight after its MatMul (onnx::MatMul_1332): the MatMul's output names its scope.
   const projections = new Map<string, string>();
   for (const node of split.nodes) {
@@ -117,7 +121,7 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
   const projection = (layer: number, what: string, outputs: number): Float32Array => {
     const name = projections.get(`${layer}/${what}`);
     if (!name) throw new Error(`the graph has no ${what} projection in block ${layer}`);
-    return transpose(floats(name, [width, outputs]), width, outputs);
+    return transposeEach(stored(name, [width, outputs]), 1, width, outputs);
   };
   checkNoOverride(byName);
 
@@ -138,9 +142,9 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
       experts: last
         ? null
         : {
-            gate: transposeEach(floats(`${prefix}.moe.w_gate`, [experts, width, hidden]), experts, width, hidden),
-            up: transposeEach(floats(`${prefix}.moe.w_up`, [experts, width, hidden]), experts, width, hidden),
-            down: transposeEach(floats(`${prefix}.moe.w_down`, [experts, hidden, width]), experts, hidden, width),
+            gate: transposed(`${prefix}.moe.w_gate`, experts, width, hidden),
+            up: transposed(`${prefix}.moe.w_up`, experts, width, hidden),
+            down: transposed(`${prefix}.moe.w_down`, experts, hidden, width),
             bias: floats(`${prefix}.moe.expert_bias`, [experts]),
           },
     });
@@ -191,6 +195,13 @@ let halfValues: Float32Array | null = null;
 
 /** IEEE half-precision bits to float32 values (exact: every float16 is a float32). */
 export function float16ToFloat32(bits: Uint16Array): Float32Array {
+  const table = halfTable();
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return out;
+}
+
+function halfTable(): Float32Array {
   if (!halfValues) {
     halfValues = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) {
@@ -207,21 +218,26 @@ export function float16ToFloat32(bits: Uint16Array): Float32Array {
             : sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
     }
   }
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = halfValues[bits[i]];
-  return out;
+  return halfValues;
 }
 
-/** [rows, cols] → [cols, rows]. */
-function transpose(matrix: Float32Array, rows: number, cols: number): Float32Array {
-  return transposeEach(matrix, 1, rows, cols);
-}
-
-/** [count, rows, cols] → [count, cols, rows]. */
-function transposeEach(matrices: Float32Array, count: number, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(matrices.length);
+/**
+ * A stored [count, rows, cols] weight as float32 [count, cols, rows]: each
+ * output a contiguous row, as `linear` reads it. A float16 weight is decoded
+ * on the way, with no float32 copy in the stored order between (that copy and
+ * its second pass were a fifth of opening a checkpoint in the worker).
+ */
+function transposeEach(weight: Weight, count: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(count * rows * cols);
+  const half = weight.dataType === FLOAT16;
+  const values = half
+    ? new Uint16Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 2)
+    : decodeFloats(weight);
+  const table = half ? halfTable() : null;
   for (let m = 0, at = 0; m < count; m++, at += rows * cols)
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[at + c * rows + r] = matrices[at + r * cols + c];
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++)
+        out[at + c * rows + r] = table ? table[values[at + r * cols + c]] : values[at + r * cols + c];
   return out;
 }
 
