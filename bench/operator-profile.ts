@@ -6,7 +6,7 @@
  * graph could change and which part is the kernels themselves.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,15 +55,26 @@ function traceIn(text: string): TraceEvent[] {
 }
 
 export function profileWasm(modelPath: string, ids: number[], runs = 20): OperatorProfile {
-  const out = execFileSync(
-    process.execPath,
-    ["--import", "tsx", join(here, "wasm-profile.ts"), modelPath, JSON.stringify(ids), String(runs)],
-    {
-      cwd: join(here, ".."),
-      encoding: "utf8",
-      maxBuffer: 512 * 1024 * 1024,
-    },
-  );
+  // The child's stdout is a file, not a pipe: onnxruntime-web's profiler writes its trace with a
+  // synchronous write that fails with EAGAIN when a pipe is full (seen on a loaded machine).
+  const dir = mkdtempSync(join(tmpdir(), "moe-lab-wasm-profile-"));
+  let out: string;
+  try {
+    const file = join(dir, "stdout");
+    const fd = openSync(file, "w");
+    try {
+      execFileSync(
+        process.execPath,
+        ["--import", "tsx", join(here, "wasm-profile.ts"), modelPath, JSON.stringify(ids), String(runs)],
+        { cwd: join(here, ".."), stdio: ["ignore", fd, "inherit"] },
+      );
+    } finally {
+      closeSync(fd);
+    }
+    out = readFileSync(file, "utf8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const lines = out.trimEnd().split("\n");
   const { medianMs } = JSON.parse(lines[lines.length - 1]) as { medianMs: number };
   return { medianMs, msPerOp: operatorTimes(traceIn(lines.slice(0, -1).join("\n")), runs) };
