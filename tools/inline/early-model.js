@@ -2,14 +2,15 @@
 // fence): a classic script, so it runs while the page is still being parsed,
 // before any of the page's modules has arrived. It starts the model worker
 // and asks it to open the first checkpoint (and to download the others the
-// page routes): onnxruntime's wasm compiles and the checkpoints download
-// while the page's modules load. The page's ModelClient adopts this worker
-// (pageModelClient, src/components/model-client.ts) instead of starting its
-// own. The playground starts at once; a page whose live run waits for its
-// section starts when the build's copy of that section comes into view. The
-// URLs come from the hidden links just before this script, which Framework
-// rewrote to the built files' hashed names. Any failure here only means that
-// the page starts the worker itself, as it would without this script.
+// page routes): the checkpoints download and open while the page's modules
+// load. The page's ModelClient adopts this worker (pageModelClient,
+// src/components/model-client.ts) instead of starting its own. The worker
+// starts at once on every page; the playground asks it for its checkpoint at
+// once, and a page whose live run waits for its section asks when the build's
+// copy of that section comes into view. The URLs come from the hidden links
+// just before this script, which Framework rewrote to the built files' hashed
+// names. Any failure here only means that the page starts the worker itself,
+// as it would without this script.
 (() => {
   const links = document.currentScript?.previousElementSibling;
   if (!links || typeof Worker !== "function") return;
@@ -20,13 +21,23 @@
   const prefetch = [...links.querySelectorAll('a[data-early-model="prefetch"]')].map((a) => a.href);
   // The reader's choice in the address, as src/components/backend-preference.ts reads it.
   const ep = new URLSearchParams(location.search).get("ep");
+  // The page got there first (it started its own worker): one worker per page.
+  if (window.__olmoeEarlyWorker || window.__olmoePageWorker) return;
+  const early = { url: workerUrl, worker: null, failed: false };
+  try {
+    // Started at once, even where the section it serves is further down: fetching and
+    // compiling the worker's script (216 KB, the same file on every page, so cached after
+    // the first) is then done when the section comes into view, and the checkpoints'
+    // downloads start at that moment instead of ~0.6 s later (z-loss, on two cores).
+    early.worker = new Worker(workerUrl, { type: "module" });
+    early.worker.onerror = () => (early.failed = true);
+    window.__olmoeEarlyWorker = early;
+  } catch {
+    return; // no worker: the page starts one itself
+  }
+  // Asked once: the page may have adopted the worker by then (its answers to id 0 are nobody's).
   const start = () => {
-    // The page got there first (it started its own worker): one worker per page.
-    if (window.__olmoeEarlyWorker || window.__olmoePageWorker) return;
-    const early = { url: workerUrl, worker: null, failed: false };
     try {
-      early.worker = new Worker(workerUrl, { type: "module" });
-      early.worker.onerror = () => (early.failed = true);
       early.worker.postMessage({
         type: "load",
         id: 0, // the page's requests count from 1: the answer to this one is nobody's
@@ -38,9 +49,8 @@
         },
       });
       for (const url of prefetch) early.worker.postMessage({ type: "prefetch", id: 0, modelUrl: url });
-      window.__olmoeEarlyWorker = early;
     } catch {
-      // no worker: the page starts one itself
+      // a worker that failed: the page replaces it, and reports why
     }
   };
   const section = links.dataset.visible && document.querySelector(`[data-build-copy="${links.dataset.visible}"]`);
