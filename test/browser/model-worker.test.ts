@@ -28,15 +28,21 @@ function links(): Record<string, string> {
 
 /**
  * Posts `requests` to a fresh model worker in an empty page; its answers (progress aside) until the one to `lastId`,
- * or an error. `fetched`, when given, collects the URLs the page and its worker requested.
+ * or an error. `fetched`, when given, collects the URLs the page and its worker requested; `downloads`, each
+ * checkpoint file's download starting and ending.
  */
 async function converse(
   requests: Record<string, unknown>[],
   lastId: number,
   fetched: string[] = [],
+  downloads: string[] = [],
 ): Promise<WorkerMessage[]> {
   const page = await built.browser.newPage();
   page.on("request", (request) => fetched.push(request.url()));
+  // Each checkpoint's download as it starts and as it ends, in order.
+  const file = (url: string) => url.split("/").pop()!;
+  page.on("request", (r) => void (r.url().endsWith(".onnx") && downloads.push(`start ${file(r.url())}`)));
+  page.on("requestfinished", (r) => void (r.url().endsWith(".onnx") && downloads.push(`end ${file(r.url())}`)));
   try {
     await openBlankPage(page, built.site.url);
     return await page.evaluate(
@@ -247,5 +253,59 @@ test(
     } finally {
       await page.close();
     }
+  },
+);
+
+test(
+  "checkpoints asked for ahead download one after another and are read ahead; each load answers with its own numbers",
+  { skip, timeout: testTimeout },
+  async () => {
+    // z-loss's early-model links: the first checkpoint, and the three it asks for ahead.
+    const html = readFileSync(`${root}dist/z-loss.html`, "utf8");
+    const ahead = [...html.matchAll(/data-early-model="prefetch" href="([^"]+)"/g)].map(
+      ([, href]) => new URL(href, built.site.url).href,
+    );
+    assert.equal(ahead.length, olmoeMini.checkpoints.length - 1, "z-loss asks for the other checkpoints ahead");
+    const [b, c] = ahead;
+    const on = (modelUrl: string, id: number) => ({ ...runRequest(id, 16, 2), modelUrl });
+    // Every file from the network: an earlier test of this browser may have left one in Cache Storage.
+    const blank = await built.browser.newPage();
+    await openBlankPage(blank, built.site.url);
+    await blank.evaluate(() => caches.delete("moe-lab-models-v1"));
+    await blank.close();
+    const downloads: string[] = [];
+    const together = await converse(
+      [
+        loadRequest(1, "auto"),
+        { type: "prefetch", id: 0, modelUrl: b },
+        { type: "prefetch", id: 0, modelUrl: c },
+        on(links().model, 2),
+        // asked for in the other order than ahead: each must find its own file, not the next one read
+        { ...loadRequest(3, "auto"), modelUrl: c },
+        on(c, 4),
+        { ...loadRequest(5, "auto"), modelUrl: b },
+        on(b, 6),
+      ],
+      6,
+      [],
+      downloads,
+    );
+    assert.deepEqual(
+      together.map((a) => a.type),
+      ["loaded", "result", "loaded", "result", "loaded", "result"],
+      JSON.stringify(together.find((a) => a.type === "error")),
+    );
+    const [fileA, fileB, fileC] = [links().model, b, c].map((url) => url.split("/").pop());
+    assert.deepEqual(
+      downloads,
+      [`start ${fileA}`, `end ${fileA}`, `start ${fileB}`, `end ${fileB}`, `start ${fileC}`, `end ${fileC}`],
+      "each file once, one after another: the first one, then those asked for ahead in their order",
+    );
+    const alone = async (modelUrl: string) =>
+      ((await converse([{ ...loadRequest(1, "auto"), modelUrl }, on(modelUrl, 2)], 2))[1] as Result).router;
+    const [resultC, resultB] = [together[3] as Result, together[5] as Result];
+    assert.deepEqual(resultC.router, await alone(c), "c read ahead = c opened by its load");
+    assert.deepEqual(resultB.router, await alone(b), "b read ahead = b opened by its load");
+    assert.notDeepEqual(resultB.router, resultC.router, "two checkpoints, two answers");
   },
 );
