@@ -111,11 +111,9 @@ let lastBackend: LoadRequest["backend"] | null = null;
 function readAhead(modelUrl: string, bytes: Uint8Array): void {
   // Its load got there first (and opened it), or the reader asked for onnxruntime-web.
   if (models.has(modelUrl) || !prefetched.has(modelUrl) || lastBackend !== "auto") return;
-  try {
-    readAheadGraphs.set(modelUrl, readRouterGraph(splitWeights(bytes), olmoeMini));
-  } catch {
-    // not a router-only graph: its load opens it on onnxruntime-web
-  }
+  const split = splitOrNull(bytes);
+  const graph = split && labGraph(split); // none: its load opens the file on onnxruntime-web
+  if (graph) readAheadGraphs.set(modelUrl, graph);
 }
 
 // Requests run one at a time, in order (a session is not asked to run twice at once);
@@ -253,9 +251,7 @@ async function load(request: LoadRequest): Promise<void> {
   const readGraph = request.backend === "auto" ? readAheadGraphs.get(modelUrl) : undefined;
   readAheadGraphs.delete(modelUrl);
   try {
-    opened = readGraph
-      ? { kind: "js", graph: readGraph, size: model.bytes.byteLength, fromCache: false, loadMs: 0 }
-      : await openBytes(model.bytes);
+    opened = readGraph ? labModel(readGraph, model.bytes) : await openBytes(model.bytes);
   } catch (error) {
     if (!model.fromCache) throw new Error(`the downloaded file is not a model this page can run (${describe(error)})`);
     // A cached copy that no longer opens (written by an older page, or damaged
@@ -350,26 +346,39 @@ function warmRuntime(webgpu: boolean): Promise<unknown> {
  * (on WebGPU when `adapterVerdict` finds no reason against it); a file that does not
  * split (onnx-weights says why) opens as it is, with its weights in its own session.
  */
+function splitOrNull(bytes: Uint8Array): SplitModel | null {
+  try {
+    return splitWeights(bytes);
+  } catch {
+    return null; // onnxruntime-web opens the file whole (and says why not, if it cannot)
+  }
+}
+
+/** The file's weights for the lab's pass, or null where it is not OLMoE-mini's router-only graph (onnxruntime-web runs it). */
+function labGraph(split: SplitModel): RouterGraph | null {
+  try {
+    return readRouterGraph(split, olmoeMini);
+  } catch {
+    return null;
+  }
+}
+
+const labModel = (graph: RouterGraph, bytes: Uint8Array): LabModel => ({
+  kind: "js",
+  graph,
+  size: bytes.byteLength,
+  fromCache: false,
+  loadMs: 0,
+});
+
 async function openModel(
   bytes: Uint8Array,
   lab: boolean,
   adapterVerdict: () => Promise<string | null>,
 ): Promise<OpenModel> {
-  let split: SplitModel | null = null;
-  try {
-    split = splitWeights(bytes);
-  } catch {
-    split = null;
-  }
-  if (split && lab) {
-    let graph: RouterGraph | null = null;
-    try {
-      graph = readRouterGraph(split, olmoeMini);
-    } catch {
-      graph = null; // not a router-only graph of OLMoE-mini: onnxruntime-web runs it
-    }
-    if (graph) return { kind: "js", graph, size: bytes.byteLength, fromCache: false, loadMs: 0 };
-  }
+  const split = splitOrNull(bytes);
+  const weights = split && lab ? labGraph(split) : null;
+  if (weights) return labModel(weights, bytes);
   const adapterReason = await adapterVerdict();
   await warmRuntime(adapterReason === null);
   if (!split) {
