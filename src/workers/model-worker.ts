@@ -98,7 +98,9 @@ const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
  * the time the page asks, only the last file is left to open. Measured against
  * the four side by side, each opened when its load asked (medians of 7 and 5
  * interleaved visits on two cores): the ablation's live side-by-side 3.68 s
- * against 4.22 s, z-loss's live table 3.54 s against 4.19 s.
+ * against 4.22 s, z-loss's live table 3.54 s against 4.19 s. The bench's pages
+ * suite disagrees for the ablation (4.13–4.28 s over three runs against
+ * 3.64–3.67 s before): unresolved, see issue 14's note.
  */
 const prefetched = new Map<string, Promise<{ bytes: Uint8Array; fromCache: boolean }>>();
 /** Settles when every download asked for so far has ended (a prefetch starts after it). */
