@@ -29,20 +29,35 @@ export function summaryOfJson(json: SummaryJson): RoutingSummary {
   };
 }
 
-/** Resolves once `element` is (about to be) on screen; at once where IntersectionObserver is missing. */
-export function inView(element: Element, margin = "200px"): Promise<void> {
+/**
+ * Resolves once a section is (about to be) on screen: once some part of it,
+ * from the top of `start` to the bottom of `end` (elements that open and close
+ * it; `end` defaults to `start`), lies within `margin` px of the viewport. A
+ * section taller than the screen counts while the reader is in its middle,
+ * where neither end shows: an IntersectionObserver on the ends alone never
+ * fires there (the ablation's side-by-side is 924 px tall; with its top 210 px
+ * above the screen and its bottom on it, its live run never started). Checked
+ * when either end crosses into or out of the margin, and on every scroll and
+ * resize. At once where IntersectionObserver is missing.
+ */
+export function inView(start: Element, end: Element = start, margin = 200): Promise<void> {
   if (typeof IntersectionObserver === "undefined") return Promise.resolve();
   return new Promise((resolve) => {
-    const observer = new IntersectionObserver(
-      (entries) => {
-        if (entries.some((e) => e.isIntersecting)) {
-          observer.disconnect();
-          resolve();
-        }
-      },
-      { rootMargin: margin },
-    );
-    observer.observe(element);
+    const check = () => {
+      const top = start.getBoundingClientRect().top;
+      const bottom = end.getBoundingClientRect().bottom;
+      if (!start.isConnected || !end.isConnected || top >= innerHeight + margin || bottom <= -margin) return;
+      observer.disconnect();
+      removeEventListener("scroll", check);
+      removeEventListener("resize", check);
+      resolve();
+    };
+    // Its first report, at once, checks where the section is now.
+    const observer = new IntersectionObserver(check, { rootMargin: `${margin}px` });
+    observer.observe(start);
+    if (end !== start) observer.observe(end);
+    addEventListener("scroll", check, { passive: true });
+    addEventListener("resize", check, { passive: true });
   });
 }
 

@@ -317,6 +317,31 @@ test("ablation: toggling checkpoints and metrics redraws the training curves", {
 });
 
 test(
+  "ablation: the live run starts while the reader looks at the lower part of the side-by-side, its top above the screen",
+  { timeout: testTimeout },
+  async () => {
+    const { page, problems } = await built.open("ablation");
+    const [anchor, end] = [page.getByTestId("side-anchor"), page.getByTestId("side-end")];
+    await anchor.waitFor({ state: "attached" });
+    await end.waitFor({ state: "attached" });
+    await page.locator("[data-testid=side-by-side][data-source=build]").waitFor();
+    // The section's end 300 px above the screen's bottom: its top, and the anchor that opens it, far above the screen.
+    const top = await page.evaluate(() => {
+      const close = document.querySelector("[data-testid=side-end]")!.getBoundingClientRect().bottom;
+      scrollBy(0, close - (innerHeight - 300));
+      return document.querySelector("[data-testid=side-anchor]")!.getBoundingClientRect().top;
+    });
+    assert.ok(
+      top < -300,
+      `the anchor is ${top} px from the screen's top: this checks a section whose top is off screen`,
+    );
+    await page.locator("[data-testid=side-by-side][data-source=live]").waitFor();
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
+
+test(
   "a missing address gets the lab's 404 page, whose links lead back into the lab",
   { timeout: testTimeout },
   async () => {
