@@ -98,9 +98,11 @@ const post = (message: WorkerMessage, transfer: Transferable[] = []) =>
  * the time the page asks, only the last file is left to open. Measured against
  * the four side by side, each opened when its load asked (medians of 7 and 5
  * interleaved visits on two cores): the ablation's live side-by-side 3.68 s
- * against 4.22 s, z-loss's live table 3.54 s against 4.19 s. The bench's pages
- * suite disagrees for the ablation (4.13–4.28 s over three runs against
- * 3.64–3.67 s before): unresolved, see issue 14's note.
+ * against 4.22 s, z-loss's live table 3.54 s against 4.19 s. Against the four
+ * side by side and read ahead as they arrive, as the bench visits (medians of
+ * 9, interleaved): 3.43 s against 3.37 s, z-loss 3.41 s against 3.36 s, the
+ * same within their spread; one after another is kept because the first file,
+ * and so the ablation's first card, arrives after a quarter of the time.
  */
 const prefetched = new Map<string, Promise<{ bytes: Uint8Array; fromCache: boolean }>>();
 /** Settles when every download asked for so far has ended (a prefetch starts after it). */
