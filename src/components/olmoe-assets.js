@@ -32,6 +32,8 @@ export const olmoeAssets = {
   // sample windows are tokenised once per tokenizer object (olmoe-samples.ts).
   tokenizer: once(() => FileAttachment("../assets/tokenizer.json").json()),
   samples: once(() => FileAttachment("../assets/samples.json").json()),
+  /** Both, asked for at once: on a network each is a round trip before a live run can start. */
+  tokenizerAndSamples: () => Promise.all([olmoeAssets.tokenizer(), olmoeAssets.samples()]),
   checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
   /** The graph the routing views load: router-only where there is one. */
   modelUrl: (name) => absolute(modelFiles[name]),
