@@ -1,6 +1,7 @@
 // Observable Framework configuration. Every URL in the built site is
 // relative, so one build works under any sub-path (GitHub Pages serves a
 // project at /<repository>/); `base` only matters for 404.html.
+import { readFileSync } from "node:fs";
 import type MarkdownIt from "markdown-it";
 import { buildCopyPlugin } from "./tools/build-copy-plugin.js";
 import { earlyModelPlugin } from "./tools/early-model-plugin.js";
@@ -14,7 +15,8 @@ export default {
   // The default list loads Google Fonts: a third-party request, and a failed
   // one offline. The theme falls back to system fonts.
   globalStylesheets: [],
-  head: '<link rel="icon" href="data:,">',
+  // The icon: none to fetch. The script holds the reader's place while the page draws (its comment says why).
+  head: `<link rel="icon" href="data:,"><script>${readFileSync(new URL("./tools/inline/hold-place.js", import.meta.url), "utf8")}</script>`,
   pages: [
     { name: "Why balance", path: "/" },
     { name: "Routing", path: "/routing" },

@@ -71,10 +71,16 @@ export function fromHtml(markup: string): DocumentFragment {
 /**
  * Removes the copy of a table that the build wrote into the page (a
  * ```build-copy NAME fence, tools/build-copy-plugin.ts): the cell that calls
- * this is about to display the same table, or its live successor, itself.
+ * this has displayed the same table, or its live successor, itself. The fence
+ * follows that cell, so the cell's block is the copy's previous sibling, and a
+ * reader looking at the copy is held looking at it instead
+ * (tools/inline/hold-place.js).
  */
 export function replaceBuildCopy(name: string): void {
-  document.querySelector(`[data-build-copy="${name}"]`)?.remove();
+  const copy = document.querySelector(`[data-build-copy="${name}"]`);
+  if (!copy) return;
+  dispatchEvent(new CustomEvent("moe-lab:replace", { detail: { copy, replacement: copy.previousElementSibling } }));
+  copy.remove();
 }
 
 /** The side-by-side cards that the build wrote into the page, by checkpoint, and the sample and layer they show. */

@@ -29,7 +29,7 @@ export interface BuiltSite {
    * Opens `path` (relative to the site's base) and waits for the network to
    * settle; `beforeLoad` sees the page first (to listen to its requests).
    */
-  open(path: string, beforeLoad?: (page: Page) => void): Promise<{ page: Page; problems: string[] }>;
+  open(path: string, beforeLoad?: (page: Page) => void | Promise<void>): Promise<{ page: Page; problems: string[] }>;
 }
 
 /** Serves dist/ and launches Chromium before the file's tests; closes both after them. */
@@ -56,11 +56,11 @@ export function useBuiltSite(options: { webgpu?: boolean } = {}): BuiltSite {
     get browser() {
       return ready().browser;
     },
-    async open(path: string, beforeLoad?: (page: Page) => void) {
+    async open(path: string, beforeLoad?: (page: Page) => void | Promise<void>) {
       const { site, browser } = ready();
       const page = await browser.newPage();
       const problems = watchProblems(page);
-      beforeLoad?.(page);
+      await beforeLoad?.(page);
       await page.goto(site.url + path, { waitUntil: "networkidle" });
       return { page, problems };
     },

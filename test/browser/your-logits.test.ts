@@ -32,7 +32,7 @@ const cli = cliRecord;
 
 async function open(): Promise<{ page: Page; problems: string[]; requests: string[] }> {
   const seen: string[] = [];
-  const { page, problems } = await built.open("your-logits", (p) => p.on("request", (r) => seen.push(r.url())));
+  const { page, problems } = await built.open("your-logits", (p) => void p.on("request", (r) => seen.push(r.url())));
   // The page fetches its parsing worker and the OLMoE-mini reference data once, as its
   // cells run (later than "network idle" on a loaded machine): wait for both, then
   // record what is requested from here on, which must be nothing.
