@@ -15,8 +15,10 @@ export default {
   // The default list loads Google Fonts: a third-party request, and a failed
   // one offline. The theme falls back to system fonts.
   globalStylesheets: [],
-  // The icon: none to fetch. The script holds the reader's place while the page draws (its comment says why).
-  head: `<link rel="icon" href="data:,"><script>${readFileSync(new URL("./tools/inline/hold-place.js", import.meta.url), "utf8")}</script>`,
+  // The icon: none to fetch. The script holds the reader's place while the page draws (its comment
+  // says why); read at each page's render, so that the dev server serves an edit of it on reload.
+  head: () =>
+    `<link rel="icon" href="data:,"><script>${readFileSync(new URL("./tools/inline/hold-place.js", import.meta.url), "utf8")}</script>`,
   pages: [
     { name: "Why balance", path: "/" },
     { name: "Routing", path: "/routing" },
