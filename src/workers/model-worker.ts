@@ -131,9 +131,7 @@ let lastBackend: LoadRequest["backend"] | null = null;
 async function readAhead(modelUrl: string, bytes: Uint8Array): Promise<void> {
   // Its load got there first (and opened it), or the reader asked for onnxruntime-web.
   if (models.has(modelUrl) || !prefetched.has(modelUrl) || lastBackend !== "auto") return;
-  const split = splitOrNull(bytes);
-  await breathe();
-  const graph = split && labGraph(split); // none: its load opens the file on onnxruntime-web
+  const { graph } = await readFile(bytes, true); // no graph: its load opens the file on onnxruntime-web
   if (graph) readAheadGraphs.set(modelUrl, graph);
 }
 
@@ -161,7 +159,7 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
       prefetched.set(modelUrl, download);
       // Read in the request queue's order: a load or run already waiting goes first.
       download.then(
-        ({ bytes }) => (queue = queue.then(breathe).then(() => readAhead(modelUrl, bytes))),
+        ({ bytes }) => (queue = queue.then(() => readAhead(modelUrl, bytes))),
         () => {},
       );
     }
@@ -264,7 +262,6 @@ async function load(request: LoadRequest): Promise<void> {
   if (request.backend === "auto") {
     // Whether onnxruntime-web is needed at all is known from the file (a router-only graph runs on the lab's own pass).
     model = await download;
-    await breathe(); // the next download starts before this file is read
     adapterVerdict = () => webGpuVerdict(false);
   } else {
     const adapterReason =
@@ -381,6 +378,23 @@ function splitOrNull(bytes: Uint8Array): SplitModel | null {
   }
 }
 
+/**
+ * A downloaded file split into graph and weights, and where `lab` allows, its
+ * weights for the lab's pass (null where it is not OLMoE-mini's router-only
+ * graph). This thread breathes first, so that the next download starts before
+ * this file is read, and again between the two steps.
+ */
+async function readFile(
+  bytes: Uint8Array,
+  lab: boolean,
+): Promise<{ split: SplitModel | null; graph: RouterGraph | null }> {
+  await breathe();
+  const split = splitOrNull(bytes);
+  if (!split || !lab) return { split, graph: null };
+  await breathe();
+  return { split, graph: labGraph(split) };
+}
+
 /** The file's weights for the lab's pass, or null where it is not OLMoE-mini's router-only graph (onnxruntime-web runs it). */
 function labGraph(split: SplitModel): RouterGraph | null {
   try {
@@ -403,9 +417,7 @@ async function openModel(
   lab: boolean,
   adapterVerdict: () => Promise<string | null>,
 ): Promise<OpenModel> {
-  const split = splitOrNull(bytes);
-  if (split && lab) await breathe();
-  const weights = split && lab ? labGraph(split) : null;
+  const { split, graph: weights } = await readFile(bytes, lab);
   if (weights) return labModel(weights, bytes);
   const adapterReason = await adapterVerdict();
   await warmRuntime(adapterReason === null);
