@@ -15,7 +15,12 @@
 // - the element the address points to (#heading, on load and on every hashchange), held where
 //   the browser scrolls it (below the page's scroll-padding-top);
 // - after the reader scrolls, the first block of the page on screen that is not still loading,
-//   held where it is;
+//   both as the page stood when this script last looked (after its last correction): held where
+//   the reader saw it. This script learns of a scroll only in the next frame, and by then a
+//   figure above may have grown (a busy page draws a cell in the task after the scroll, and a
+//   scroll of Chromium's own anchoring is reported a frame late, beside the next growth). Judged
+//   by the page as it then was, the place was lost: the ablation's side-by-side was pushed
+//   2350–3002 px down, off the screen (so its live run never started), in 2–6 of 10 visits;
 // - a build-time copy replaced by its live cell hands its place to that cell (the
 //   "moe-lab:replace" event, replaceBuildCopy in src/components/build-time.ts).
 // Chromium's anchoring may then choose only inside the held block (every other block of the page
@@ -36,6 +41,8 @@
   /** How far the held element was from its place after the last correction or scroll (not 0 where the page was too short). */
   let lastOffset = 0;
   let checking = false;
+  /** Each block's place in the page (px from its top) when this script last looked: where the reader saw it. */
+  let places = new WeakMap();
 
   const main = () => document.getElementById("observablehq-main");
   const loading = (block) => block.localName === "observablehq-loading" || block.querySelector("observablehq-loading");
@@ -55,17 +62,35 @@
     lastOffset = offset();
   }
 
-  /** The block the reader is looking at: Chromium's choice, the first on screen, but not a placeholder that will grow. */
+  /** Notes where each block of the page is, after a layout this script has seen (and corrected). */
+  function record() {
+    places = new WeakMap();
+    for (const block of main()?.children ?? []) {
+      const { top, bottom } = block.getBoundingClientRect();
+      places.set(block, { top: top + scrollY, bottom: bottom + scrollY });
+    }
+  }
+
+  /** Where the reader saw a block on the screen: at its place when this script last looked, else where it is now. */
+  function seenBox(block) {
+    const place = places.get(block);
+    return place ? { top: place.top - scrollY, bottom: place.bottom - scrollY } : block.getBoundingClientRect();
+  }
+
+  /**
+   * The block the reader is looking at, held where the reader saw it: Chromium's choice, the first
+   * on screen, but not a placeholder that will grow. On screen as the page was when this script
+   * last looked: a block above that has grown since (into the screen) is not what the reader saw.
+   */
   function pick() {
     let placeholder = null;
     for (const block of main()?.children ?? []) {
-      const box = block.getBoundingClientRect();
-      if (box.height === 0 || box.bottom <= 0) continue;
-      if (box.top >= innerHeight) break;
+      const box = seenBox(block);
+      if (box.bottom - box.top === 0 || box.bottom <= 0 || box.top >= innerHeight) continue;
       if (!loading(block)) return hold(block, box.top);
       placeholder ??= block;
     }
-    if (placeholder) hold(placeholder, placeholder.getBoundingClientRect().top);
+    if (placeholder) hold(placeholder, seenBox(placeholder).top);
   }
 
   /** The element the address points to, held where the browser scrolls it. */
@@ -92,15 +117,16 @@
     return held.getBoundingClientRect().top - heldTop;
   }
 
-  /** After a layout: scroll back by however far the held element moved. */
+  /** After a layout: scroll back by however far the held element moved (a block held in place of one that is gone, too). */
   function correct() {
+    if (Number.isNaN(offset())) pick();
     const moved = offset();
-    if (Number.isNaN(moved)) pick();
-    else if (Math.abs(moved) >= 1) {
+    if (Math.abs(moved) >= 1) {
       scrollBy({ top: moved, behavior: "instant" });
       ownScroll = scrollY;
     }
     lastOffset = offset();
+    record();
   }
 
   /**
@@ -117,9 +143,14 @@
     const short = held === fragment && moved > 0 && scrollY >= document.documentElement.scrollHeight - innerHeight - 1;
     const nearer = held === fragment && Math.abs(moved) < Math.abs(lastOffset);
     const own = Math.abs(scrollY - ownScroll) < 1;
-    if (!own && !stayed && !nearer && !short) pick();
     ownScroll = NaN;
-    lastOffset = offset();
+    if (!own && !stayed && !nearer && !short) {
+      pick();
+      correct(); // where the page above grew since the reader saw it
+    } else {
+      lastOffset = offset();
+      record();
+    }
   }
 
   function start() {
@@ -130,6 +161,7 @@
     document.head.append(style);
     if (location.hash) holdFragment();
     else pick();
+    record();
     new ResizeObserver(correct).observe(page);
     addEventListener(
       "scroll",
