@@ -215,6 +215,9 @@ test("broken files each end in one clear message and the page stays usable", { t
   await page.waitForSelector("[data-testid=your-losses]");
   // a broken file after a good one: its numbers must not stay on screen
   await drop(page, save("after.npy", writeNpy(Float32Array.from([0, NaN]), [1, 2])));
+  // Its header read first: until then the button on screen is the good file's, and a press of it
+  // is dropped with that file's settings (a run of the browser tests, two files at a time, clicked it and waited 90 s).
+  await page.getByTestId("file-description").filter({ hasText: "after.npy" }).waitFor();
   await page.getByRole("button", { name: "Compute" }).click();
   await page.getByTestId("file-error").filter({ hasText: "after.npy:" }).waitFor();
   assert.equal(await page.getByTestId("your-losses").count(), 0, "no stale numbers from the previous file");
