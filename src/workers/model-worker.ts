@@ -158,8 +158,10 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
       downloadsBefore = download.catch(() => {});
       prefetched.set(modelUrl, download);
       // Read in the request queue's order: a load or run already waiting goes first.
+      // Never a rejection in the queue: every request after it would wait forever. A file that cannot be
+      // read ahead is read again by its load, which reports why.
       download.then(
-        ({ bytes }) => (queue = queue.then(() => readAhead(modelUrl, bytes))),
+        ({ bytes }) => (queue = queue.then(() => readAhead(modelUrl, bytes)).catch(() => {})),
         () => {},
       );
     }
