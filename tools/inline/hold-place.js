@@ -20,7 +20,7 @@
 //   figure above may have grown (a busy page draws a cell in the task after the scroll, and a
 //   scroll of Chromium's own anchoring is reported a frame late, beside the next growth). Judged
 //   by the page as it then was, the place was lost: the ablation's side-by-side was pushed
-//   2350–3002 px down, off the screen (so its live run never started), in 2–6 of 10 visits;
+//   3002 px down, off the screen (so its live run never started), in 4 of 10 and 2 of 8 visits;
 // - a build-time copy replaced by its live cell hands its place to that cell (the
 //   "moe-lab:replace" event, replaceBuildCopy in src/components/build-time.ts).
 // Chromium's anchoring may then choose only inside the held block (every other block of the page
