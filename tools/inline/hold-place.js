@@ -15,8 +15,8 @@
 // - the element the address points to (#heading, on load and on every hashchange), held where
 //   the browser scrolls it (below the page's scroll-padding-top);
 // - after the reader scrolls, the first block of the page on screen that is not still loading,
-//   both as the page stood when this script last looked (after its last correction): held where
-//   the reader saw it. This script learns of a scroll only in the next frame, and by then a
+//   on screen as the page stood when this script last looked (after its last correction), and
+//   held where the reader saw it there. This script learns of a scroll only in the next frame, and by then a
 //   figure above may have grown (a busy page draws a cell in the task after the scroll, and a
 //   scroll of Chromium's own anchoring is reported a frame late, beside the next growth). Judged
 //   by the page as it then was, the place was lost: the ablation's side-by-side was pushed
