@@ -216,7 +216,7 @@ test("broken files each end in one clear message and the page stays usable", { t
   // a broken file after a good one: its numbers must not stay on screen
   await drop(page, save("after.npy", writeNpy(Float32Array.from([0, NaN]), [1, 2])));
   // Its header read first: until then the button on screen is the good file's, and a press of it
-  // is dropped with that file's settings (a run of the browser tests, two files at a time, clicked it and waited 90 s).
+  // computes that file (a run of the browser tests, two files at a time, pressed it and waited 90 s).
   await page.getByTestId("file-description").filter({ hasText: "after.npy" }).waitFor();
   await page.getByRole("button", { name: "Compute" }).click();
   await page.getByTestId("file-error").filter({ hasText: "after.npy:" }).waitFor();
