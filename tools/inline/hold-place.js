@@ -16,11 +16,12 @@
 //   the browser scrolls it (below the page's scroll-padding-top);
 // - after the reader scrolls, the first block of the page on screen that is not still loading,
 //   on screen as the page stood when this script last looked (after its last correction), and
-//   held where the reader saw it there. This script learns of a scroll only in the next frame, and by then a
-//   figure above may have grown (a busy page draws a cell in the task after the scroll, and a
-//   scroll of Chromium's own anchoring is reported a frame late, beside the next growth). Judged
-//   by the page as it then was, the place was lost: the ablation's side-by-side was pushed
-//   3002 px down, off the screen (so its live run never started), in 4 of 10 and 2 of 8 visits;
+//   held where the reader saw it there. This script learns of a scroll only in the next frame,
+//   and by then a figure above may have grown (a busy page draws a cell in the task after the
+//   scroll, and a scroll of Chromium's own anchoring is reported a frame late, beside the next
+//   growth). Judged by the page as it then was, the place was lost: the ablation's side-by-side
+//   was pushed 3002 px down, off the screen (so its live run never started), in 4 of 10 and 2
+//   of 8 visits;
 // - a build-time copy replaced by its live cell hands its place to that cell (the
 //   "moe-lab:replace" event, replaceBuildCopy in src/components/build-time.ts).
 // Chromium's anchoring may then choose only inside the held block (every other block of the page
@@ -62,8 +63,9 @@
     lastOffset = offset();
   }
 
-  /** Notes where each block of the page is, after a layout this script has seen (and corrected). */
+  /** Notes where the held element and each block of the page are, after a layout this script has seen (and corrected). */
   function record() {
+    lastOffset = offset();
     places = new WeakMap();
     for (const block of main()?.children ?? []) {
       const { top, bottom } = block.getBoundingClientRect();
@@ -119,13 +121,15 @@
 
   /** After a layout: scroll back by however far the held element moved (a block held in place of one that is gone, too). */
   function correct() {
-    if (Number.isNaN(offset())) pick();
-    const moved = offset();
+    let moved = offset();
+    if (Number.isNaN(moved)) {
+      pick();
+      moved = offset();
+    }
     if (Math.abs(moved) >= 1) {
       scrollBy({ top: moved, behavior: "instant" });
       ownScroll = scrollY;
     }
-    lastOffset = offset();
     record();
   }
 
@@ -147,10 +151,7 @@
     if (!own && !stayed && !nearer && !short) {
       pick();
       correct(); // where the page above grew since the reader saw it
-    } else {
-      lastOffset = offset();
-      record();
-    }
+    } else record();
   }
 
   function start() {
