@@ -21,7 +21,13 @@ export function sampleSequences(
 ): { ids: number[]; domain: SampleDomain }[] {
   const sequences: { ids: number[]; domain: SampleDomain }[] = [];
   for (const domain of ["code", "prose"] as const) {
-    const ids = sources[domain].flatMap((name) => tokenizer.encode(samples[name] ?? ""));
+    // The domain's texts encoded in order, only as far as the sequences reach: the first text
+    // usually fills them, and encoding all five took 3–4× as long on the page's busy thread.
+    const ids: number[] = [];
+    for (const name of sources[domain]) {
+      if (ids.length >= perDomain * length) break;
+      ids.push(...tokenizer.encode(samples[name] ?? ""));
+    }
     for (let i = 0; i < perDomain && (i + 1) * length <= ids.length; i++)
       sequences.push({ ids: ids.slice(i * length, (i + 1) * length), domain });
   }
