@@ -5,7 +5,7 @@
 // cancelled.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ModelClient, loadAndRoute } from "../src/components/model-client.js";
+import { ModelClient, loadAndRoute, settleEach } from "../src/components/model-client.js";
 import type { WorkerMessage } from "../src/workers/model-protocol.js";
 
 /** Records the requests; `answer` replies as the worker would. */
@@ -99,4 +99,21 @@ test("loadAndRoute's signal cancels the forward pass, never the load", async () 
   assert.equal(worker.sent.filter((m) => m.type === "cancel").length, 1, "the load is not cancelled");
   worker.answer(loaded(loadId));
   await assert.rejects(routed, { name: "AbortError" });
+});
+
+test("settleEach: each outcome in order, and whether it is here yet, without waiting", async () => {
+  let resolveFirst = (_: number) => {};
+  const first = new Promise<number>((resolve) => (resolveFirst = resolve));
+  const failed = Promise.reject(new Error("no such checkpoint"));
+  const { outcomes, ready } = settleEach([first, failed, Promise.resolve(3)]);
+  assert.deepEqual([ready(0), ready(1), ready(2), ready(3)], [false, false, false, false]);
+  await outcomes[2];
+  // The later ones settled while the first is still awaited: a page takes them without a redraw.
+  assert.deepEqual([ready(0), ready(1), ready(2)], [false, true, true]);
+  resolveFirst(1);
+  assert.deepEqual(await outcomes[0], { value: 1 });
+  assert.equal(ready(0), true);
+  const { error } = await outcomes[1];
+  assert.equal(error?.message, "no such checkpoint");
+  assert.deepEqual(await outcomes[2], { value: 3 });
 });

@@ -238,14 +238,36 @@ export async function loadAndRoute(
   return { loaded, routed: await routing };
 }
 
+/** A promise's outcome: its value, or the error it was rejected with. */
+export type Settled<T> = { value: T; error?: undefined } | { value?: undefined; error: Error };
+
 /** A promise's outcome as a value, for promises started together and awaited one by one (no unhandled rejection meanwhile). */
-export function settle<T>(
-  promise: Promise<T>,
-): Promise<{ value: T; error?: undefined } | { value?: undefined; error: Error }> {
+export function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
   return promise.then(
     (value) => ({ value }),
     (error: unknown) => ({ error: error instanceof Error ? error : new Error(String(error)) }),
   );
+}
+
+/**
+ * `settle` for each of `promises`, and whether each has settled yet, read
+ * without waiting. A generator cell shows progress before it waits for the
+ * next result, and the page redraws it at most once a frame: on a busy page a
+ * frame is 50–150 ms, and four results that came together took four frames
+ * to show. A result already here is taken without a progress step (`ready`).
+ */
+export function settleEach<T>(promises: readonly Promise<T>[]): {
+  outcomes: Promise<Settled<T>>[];
+  ready: (index: number) => boolean;
+} {
+  const done = promises.map(() => false);
+  const outcomes = promises.map((promise, index) =>
+    settle(promise).then((outcome) => {
+      done[index] = true;
+      return outcome;
+    }),
+  );
+  return { outcomes, ready: (index) => done[index] ?? false };
 }
 
 /**
