@@ -236,7 +236,7 @@ function transposeEach(weight: Weight, count: number, rows: number, cols: number
   const table = half ? halfTable() : null;
   const size = rows * cols;
   // One matrix at a time through views of its own, writing each output row in order and reading the
-  // stored column with a stride: 5× faster in V8 than writing with the stride (27 ms a checkpoint).
+  // stored column with a stride: in V8, 1 ms an expert matrix against 5.5 ms writing with the stride.
   for (let at = 0; at < count * size; at += size) {
     const from = values.subarray(at, at + size);
     const to = out.subarray(at, at + size);
