@@ -4,7 +4,8 @@
  * `z-loss.html`), the site's own 404.html with status 404 for anything
  * missing, no COOP/COEP headers, as Pages sends none, and Pages' caching
  * headers (`Cache-Control: max-age=600`, an `ETag` and `Last-Modified`,
- * answered with 304 when the browser revalidates), so that timings of a
+ * answered with 304 when the browser revalidates) and each file's
+ * `Content-Length`, so that timings of a
  * second visit mean what they mean on Pages. Requests outside the
  * base path get 404 and are recorded, so that tests catch root-absolute URLs.
  * Used by the browser tests, the bench, the screenshot script and
@@ -66,7 +67,8 @@ export async function serveDist(root: string, base = "/moe-balance-lab/", port =
       };
       if (request.headers["if-none-match"] === etag) return void response.writeHead(304, headers).end();
       const body = await readFile(file);
-      response.writeHead(200, headers).end(body);
+      // Pages announces a file's length (Node would otherwise send it chunked, with none).
+      response.writeHead(200, { ...headers, "content-length": body.byteLength }).end(body);
     } catch {
       const notFound = await readFile(join(root, "404.html")).catch(() => null);
       if (notFound) response.writeHead(404, { "content-type": types[".html"] }).end(notFound);

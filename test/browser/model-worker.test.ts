@@ -7,6 +7,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { gzipSync } from "node:zlib";
+import type { AddressInfo } from "node:net";
 import { openBlankPage, testTimeout } from "../../tools/chromium.js";
 import { noCheckpoint, root, useBuiltSite } from "./fixture.js";
 import { olmoeMini } from "../../src/lib/model/olmoe-mini.js";
@@ -307,5 +310,55 @@ test(
     assert.deepEqual(resultC.router, await alone(c), "c read ahead = c opened by its load");
     assert.deepEqual(resultB.router, await alone(b), "b read ahead = b opened by its load");
     assert.notDeepEqual(resultB.router, resultC.router, "two checkpoints, two answers");
+  },
+);
+
+test(
+  "a checkpoint loads the same with its length announced, sent in pieces with none, or compressed: the worker reads each whole",
+  { skip, timeout: testTimeout },
+  async () => {
+    // The site's server announces each file's length, as GitHub Pages does, and the worker reads such a
+    // file into one buffer of that length; another host may send it in pieces with no length, or
+    // compressed, where the announced length is the compressed one's.
+    const file = readFileSync(`${root}dist/${new URL(links().model).pathname.replace(/^\/[^/]+\//, "")}`);
+    const server = createServer((request, response) => {
+      const headers = { "access-control-allow-origin": "*", "content-type": "application/octet-stream" };
+      if (request.url === "/pieces.onnx") {
+        response.writeHead(200, headers); // no length: sent chunked
+        for (let at = 0; at < file.length; at += 300_000) response.write(file.subarray(at, at + 300_000));
+        response.end();
+      } else if (request.url === "/gzip.onnx") {
+        const body = gzipSync(file);
+        response.writeHead(200, { ...headers, "content-encoding": "gzip", "content-length": body.length }).end(body);
+      } else response.writeHead(200, { ...headers, "content-length": file.length }).end(file);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const at = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const answers = [];
+      for (const name of ["announced", "pieces", "gzip"]) {
+        const modelUrl = `${at}/${name}.onnx`;
+        answers.push(
+          await converse(
+            [
+              { ...loadRequest(1, "auto"), modelUrl },
+              { ...runRequest(2, 64, 2), modelUrl },
+            ],
+            2,
+          ),
+        );
+      }
+      const site = await converse([loadRequest(1, "auto"), runRequest(2, 64, 2)], 2);
+      for (const [i, name] of ["announced", "pieces", "gzip"].entries()) {
+        assert.deepEqual(
+          answers[i].map((a) => a.type),
+          ["loaded", "result"],
+          `${name}: ${JSON.stringify(answers[i].find((a) => a.type === "error"))}`,
+        );
+        assert.deepEqual([...(answers[i][1] as Result).router], [...(site[1] as Result).router], name);
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   },
 );
