@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import * as ort from "onnxruntime-node";
-import { splitWeights, weightFeeds } from "../src/lib/model/onnx-weights.js";
+import { alignedWeights, splitWeights, weightFeeds, weightValues } from "../src/lib/model/onnx-weights.js";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/${name}.onnx`, import.meta.url)));
 const shared = fixture("tiny-shared");
@@ -26,11 +26,49 @@ test("splitWeights reads each initializer's name, type, shape and bytes; an Iden
       ["W2", 1, [2]],
     ],
   );
-  const floats = (w: { data: Uint8Array }) => [...new Float32Array(w.data.buffer)];
-  assert.deepEqual(floats(split.weights[1]), [1.5, -2]);
-  assert.deepEqual(floats(split.weights[2]), [1.5, -2]);
+  assert.deepEqual([...weightValues(split.weights[1])], [1.5, -2]);
+  assert.deepEqual([...weightValues(split.weights[2])], [1.5, -2]);
   // float16 bits of 0.25 and 3.0
-  assert.deepEqual([...new Uint16Array(split.weights[0].data.buffer)], [0x3400, 0x4200]);
+  assert.deepEqual([...weightValues(split.weights[0])], [0x3400, 0x4200]);
+});
+
+/** The file's bytes starting `shift` bytes into a buffer of their own, so that its weights lie at other alignments. */
+function shifted(file: Uint8Array, shift: number): Uint8Array {
+  const out = new Uint8Array(file.length + shift).subarray(shift);
+  out.set(file);
+  return out;
+}
+
+test("a weight is a view of the file's bytes, not a copy; its values and feeds are the same at any alignment", async () => {
+  const session = await ort.InferenceSession.create(splitWeights(shared).graph);
+  const x = { x: new ort.Tensor("float32", Float32Array.from([1, 1]), [2]) };
+  const offsets = new Set<number>();
+  for (let shift = 0; shift < 8; shift++) {
+    const file = shifted(shared, shift);
+    const { weights } = splitWeights(file);
+    for (const w of weights) {
+      assert.equal(w.data.buffer, file.buffer, `${w.name} is a view of the file`);
+      offsets.add(w.data.byteOffset % 4);
+    }
+    assert.deepEqual(
+      weights.map((w) => [...weightValues(w)]),
+      [
+        [0x3400, 0x4200],
+        [1.5, -2],
+        [1.5, -2],
+      ],
+    );
+    // Aligned once for a session: the same weight where its bytes are aligned, a copy of them where not.
+    for (const [w, a] of weights.map((w, i) => [w, alignedWeights(weights)[i]] as const)) {
+      assert.deepEqual([...a.data], [...w.data]);
+      assert.equal(a.data.byteOffset % (w.dataType === 10 ? 2 : 4), 0);
+    }
+    for (const fed of [weights, alignedWeights(weights)]) {
+      const out = await session.run({ ...x, ...weightFeeds(ort.Tensor, fed) });
+      assert.deepEqual([...(out.y.data as Float32Array)], [4, 5]); // by hand, as below
+    }
+  }
+  assert.equal(offsets.size, 4, "the shifts put the weights at every offset modulo 4");
 });
 
 test("splitWeights lists the graph's outputs and its nodes as python3-onnx wrote them, the weight-copying Identity aside", () => {

@@ -32,8 +32,16 @@ export const olmoeAssets = {
   // sample windows are tokenised once per tokenizer object (olmoe-samples.ts).
   tokenizer: once(() => FileAttachment("../assets/tokenizer.json").json()),
   samples: once(() => FileAttachment("../assets/samples.json").json()),
-  /** Both, asked for at once: on a network each is a round trip before a live run can start. */
-  tokenizerAndSamples: () => Promise.all([olmoeAssets.tokenizer(), olmoeAssets.samples()]),
+  /**
+   * Both, asked for at once: on a network each is a round trip before a live run can start. A page
+   * may ask early and await later: the promise is marked handled, so a failure is reported where it
+   * is awaited, not also as an unhandled rejection in between.
+   */
+  tokenizerAndSamples: () => {
+    const both = Promise.all([olmoeAssets.tokenizer(), olmoeAssets.samples()]);
+    both.catch(() => {});
+    return both;
+  },
   checkpoints: olmoeMini.checkpoints.filter((name) => modelFiles[name]),
   /** The graph the routing views load: router-only where there is one. */
   modelUrl: (name) => absolute(modelFiles[name]),

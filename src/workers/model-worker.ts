@@ -23,7 +23,14 @@ import * as ortWebGpu from "onnxruntime-web/webgpu";
 import type { Backend, LoadRequest, RunRequest, WorkerMessage, WorkerRequest } from "./model-protocol.js";
 import { olmoeMini } from "../lib/model/olmoe-mini.js";
 import { forwardFeeds, nextTokenReadout, overrideShapeOf, refuseOverrides } from "../lib/model/route-overrides.js";
-import { sameGraph, splitWeights, weightFeeds, type SplitModel, type Weight } from "../lib/model/onnx-weights.js";
+import {
+  alignedWeights,
+  sameGraph,
+  splitWeights,
+  weightFeeds,
+  type SplitModel,
+  type Weight,
+} from "../lib/model/onnx-weights.js";
 import { readRouterGraph, routerForward, type RouterGraph } from "../lib/model/router-forward.js";
 import { linearLanes, linearOn, type Linear, type LinearKernelExports } from "../lib/model/linear-kernel.js";
 import { linearKernelWasm } from "../lib/model/linear-kernel.wasm.js";
@@ -450,7 +457,7 @@ async function openModel(
     kind: "session",
     runner,
     inputNames: split.inputNames,
-    weights: split.weights,
+    weights: alignedWeights(split.weights), // fed at every run: aligned once, here
     size: bytes.byteLength,
     fromCache: false,
     loadMs: 0,

@@ -26,12 +26,16 @@
  * a truncated file) throws, and the caller opens the file as it is.
  */
 
-/** One initializer's value: its own, aligned bytes (little-endian, as ONNX stores them). */
+/** One initializer's value. */
 export interface Weight {
   readonly name: string;
   /** ONNX's TensorProto.DataType (1 float32, 10 float16, 7 int64, …). */
   readonly dataType: number;
   readonly dims: readonly number[];
+  /**
+   * Its bytes as the file stores them (little-endian): a view of the file,
+   * not a copy, and so not always aligned for its typed array (`weightValues`).
+   */
   readonly data: Uint8Array;
 }
 
@@ -61,7 +65,10 @@ type WeightArray = Float32Array | Uint8Array | Int8Array | Int32Array | BigInt64
 
 /** Each ONNX data type a weight may have: onnxruntime's name for it, its width, and the typed array it is fed as. */
 export const WEIGHT_TYPES: Readonly<
-  Record<number, { type: string; bytes: number; array: new (buffer: ArrayBuffer) => WeightArray }>
+  Record<
+    number,
+    { type: string; bytes: number; array: new (buffer: ArrayBuffer, byteOffset: number, length: number) => WeightArray }
+  >
 > = {
   1: { type: "float32", bytes: 4, array: Float32Array },
   2: { type: "uint8", bytes: 1, array: Uint8Array },
@@ -79,13 +86,35 @@ export const WEIGHT_TYPES: Readonly<
  */
 export type AnyTensorConstructor<T> = new (type: any, data: any, dims: readonly number[]) => T;
 
-/** A checkpoint's weights as the runtime's tensors, by input name: views of the weights' own bytes, no copy. */
+/**
+ * A weight's values as its typed array: a view of the file where its bytes lie
+ * at a multiple of the type's width, else a copy (protobuf aligns nothing).
+ */
+export function weightValues(weight: Weight): WeightArray {
+  const { bytes, array } = WEIGHT_TYPES[weight.dataType];
+  const { data } = weight;
+  const aligned = data.byteOffset % bytes === 0 ? data : data.slice();
+  return new array(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / bytes);
+}
+
+/**
+ * The weights with each one's bytes aligned for its typed array: the same
+ * weight where they are, a copy where not. A session fed the same weights at
+ * every run aligns them once (`weightFeeds` then copies nothing).
+ */
+export function alignedWeights(weights: readonly Weight[]): Weight[] {
+  return weights.map((weight) =>
+    weight.data.byteOffset % WEIGHT_TYPES[weight.dataType].bytes === 0
+      ? weight
+      : { ...weight, data: weight.data.slice() },
+  );
+}
+
+/** A checkpoint's weights as the runtime's tensors, by input name: views of the weights' bytes where aligned (`alignedWeights`). */
 export function weightFeeds<T>(Tensor: AnyTensorConstructor<T>, weights: readonly Weight[]): Record<string, T> {
   const feeds: Record<string, T> = {};
-  for (const weight of weights) {
-    const { type, array } = WEIGHT_TYPES[weight.dataType];
-    feeds[weight.name] = new Tensor(type, new array(weight.data.buffer as ArrayBuffer), weight.dims);
-  }
+  for (const weight of weights)
+    feeds[weight.name] = new Tensor(WEIGHT_TYPES[weight.dataType].type, weightValues(weight), weight.dims);
   return feeds;
 }
 
@@ -222,8 +251,9 @@ function readWeight(tensor: Uint8Array): Weight {
   const data = raw ?? new Uint8Array(0);
   if (data.length !== count * type.bytes)
     throw new Error(`the weight ${name} holds ${data.length} bytes for ${count} values of ${type.type}`);
-  // An own copy: a view into the file would be unaligned for its typed array.
-  return { name, dataType, dims, data: data.slice() };
+  // A view, no copy: the lab's forward pass decodes most weights (float16) straight from the file's
+  // bytes; a copy of every weight was a checkpoint's size in fresh memory (issue 14: docs/architecture.md).
+  return { name, dataType, dims, data };
 }
 
 /** Splits an ONNX model into its normalised graph (weights as inputs) and its weights; throws where it cannot do so exactly. */

@@ -33,7 +33,7 @@
  * graph this computes; the caller then runs the file on onnxruntime-web.
  */
 import type { OlmoeMini } from "./olmoe-mini-facts.js";
-import type { SplitModel, Weight } from "./onnx-weights.js";
+import { weightValues, type SplitModel, type Weight } from "./onnx-weights.js";
 import { linearLanes, type Linear } from "./linear-kernel.js";
 
 /** The attention and MoE weights of one block. Projections are stored [out, in]: each output is a dot product over one contiguous row. */
@@ -51,12 +51,25 @@ interface Block {
   readonly experts: Experts | null;
 }
 
+/**
+ * The experts' weights as the file stores them, decoded and transposed one
+ * expert at a time by each pass that routes tokens to it (`expertMatrix`):
+ * decoded once per checkpoint, they were 7 MB of fresh float32 memory, and on
+ * the two-core machine a fresh page of memory costs more than decoding it
+ * again (docs/architecture.md). Decoding all of them takes a pass 2–4 ms.
+ */
 interface Experts {
-  readonly gate: Float32Array; // [experts, hidden, width]
-  readonly up: Float32Array; // [experts, hidden, width]
-  readonly down: Float32Array; // [experts, width, hidden]
+  readonly gate: Stored; // [experts, width, hidden]
+  readonly up: Stored; // [experts, width, hidden]
+  readonly down: Stored; // [experts, hidden, width]
   /** Added to the probabilities to choose (loss-free balancing), never to the gates. */
   readonly bias: Float32Array; // [experts]
+}
+
+/** A float32 or float16 weight's values, read where they lie in the file: a DataView asks no alignment and copies nothing. */
+interface Stored {
+  readonly half: boolean;
+  readonly view: DataView;
 }
 
 /** A checkpoint's router-only graph, ready to run. */
@@ -69,7 +82,7 @@ export interface RouterGraph {
   readonly hidden: number;
   readonly ropeTheta: number;
   readonly normEps: number;
-  readonly embed: Float32Array; // [vocab, width]
+  readonly embed: Stored; // [vocab, width]: each token's row is read as the pass needs it
   readonly blocks: readonly Block[];
   /** The graph's expert_bias output, layers × experts. */
   readonly expertBias: Float32Array;
@@ -108,9 +121,7 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
     return weight;
   };
   const floats = (name: string, dims: readonly number[]): Float32Array => decodeFloats(stored(name, dims));
-  /** [count, rows, cols] stored → [count, cols, rows], decoded and transposed in one pass. */
-  const transposed = (name: string, count: number, rows: number, cols: number): Float32Array =>
-    transposeEach(stored(name, [count, rows, cols]), count, rows, cols);
+  const matrices = (name: string, dims: readonly number[]): Stored => storedValues(stored(name, dims));
   // The exporter names a Linear's weight after its MatMul (onnx::MatMul_1332): the MatMul's output names its scope.
   const projections = new Map<string, string>();
   for (const node of split.nodes) {
@@ -121,7 +132,13 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
   const projection = (layer: number, what: string, outputs: number): Float32Array => {
     const name = projections.get(`${layer}/${what}`);
     if (!name) throw new Error(`the graph has no ${what} projection in block ${layer}`);
-    return transposeEach(stored(name, [width, outputs]), 1, width, outputs);
+    return transposeInto(
+      storedValues(stored(name, [width, outputs])),
+      0,
+      width,
+      outputs,
+      new Float32Array(width * outputs),
+    );
   };
   checkNoOverride(byName);
 
@@ -142,9 +159,9 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
       experts: last
         ? null
         : {
-            gate: transposed(`${prefix}.moe.w_gate`, experts, width, hidden),
-            up: transposed(`${prefix}.moe.w_up`, experts, width, hidden),
-            down: transposed(`${prefix}.moe.w_down`, experts, hidden, width),
+            gate: matrices(`${prefix}.moe.w_gate`, [experts, width, hidden]),
+            up: matrices(`${prefix}.moe.w_up`, [experts, width, hidden]),
+            down: matrices(`${prefix}.moe.w_down`, [experts, hidden, width]),
             bias: floats(`${prefix}.moe.expert_bias`, [experts]),
           },
     });
@@ -164,7 +181,7 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
     hidden,
     ropeTheta: model.architecture.rope_theta,
     normEps: model.architecture.norm_eps,
-    embed: decodeFloats(embed),
+    embed: storedValues(embed),
     blocks,
     expertBias: floats(biasSource, [layers, experts]),
   };
@@ -173,7 +190,7 @@ export function readRouterGraph(split: SplitModel, model: OlmoeMini): RouterGrap
 /** The router-only graph bakes the route overrides' no-override values in (route-overrides.ts): any other value is a route this does not compute. */
 function checkNoOverride(byName: ReadonlyMap<string, Weight>): void {
   const forced = byName.get("forced_experts");
-  if (forced && (forced.dataType !== INT64 || new BigInt64Array(forced.data.buffer).some((e) => e !== -1n)))
+  if (forced && (forced.dataType !== INT64 || (weightValues(forced) as BigInt64Array).some((e) => e !== -1n)))
     throw new Error("the graph forces a route (forced_experts is not all -1)");
   const noise = byName.get("router_input_noise");
   if (noise && decodeFloats(noise).some((e) => e !== 0)) throw new Error("the graph perturbs the router's input");
@@ -182,12 +199,28 @@ function checkNoOverride(byName: ReadonlyMap<string, Weight>): void {
     throw new Error("the graph rounds the router's input to bfloat16");
 }
 
+function storedValues(weight: Weight): Stored {
+  if (weight.dataType !== FLOAT32 && weight.dataType !== FLOAT16)
+    throw new Error(`the weight ${weight.name} is not stored as float32 or float16`);
+  const { buffer, byteOffset, byteLength } = weight.data;
+  return { half: weight.dataType === FLOAT16, view: new DataView(buffer, byteOffset, byteLength) };
+}
+
+/** A small weight (a norm, the biases) as float32 values of its own. */
 function decodeFloats(weight: Weight): Float32Array {
-  if (weight.dataType === FLOAT32)
-    return new Float32Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 4);
-  if (weight.dataType === FLOAT16)
-    return float16ToFloat32(new Uint16Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 2));
-  throw new Error(`the weight ${weight.name} is not stored as float32 or float16`);
+  const values = storedValues(weight);
+  const out = new Float32Array(weight.data.byteLength / (values.half ? 2 : 4));
+  readValues(values, 0, out.length, out, 0);
+  return out;
+}
+
+/** `count` stored values from index `from` into `out` at `at`, as float32. */
+function readValues(stored: Stored, from: number, count: number, out: Float32Array, at: number): void {
+  const { view } = stored;
+  if (stored.half) {
+    const table = halfTable();
+    for (let i = 0; i < count; i++) out[at + i] = table[view.getUint16(2 * (from + i), true)];
+  } else for (let i = 0; i < count; i++) out[at + i] = view.getFloat32(4 * (from + i), true);
 }
 
 /** Every float16 bit pattern's value, built on first use (256 KB): decoding a checkpoint is then one lookup per weight. */
@@ -222,30 +255,52 @@ function halfTable(): Float32Array {
 }
 
 /**
- * A stored [count, rows, cols] weight as float32 [count, cols, rows]: each
- * output a contiguous row, as `linear` reads it. A float16 weight is decoded
- * on the way, with no float32 copy in the stored order between (that copy and
- * its second pass were a fifth of opening a checkpoint in the worker).
+ * Matrix `index` of a stored [count, rows, cols] weight, as float32 [cols, rows]
+ * into `out`: each output a contiguous row, as `linear` reads it. A float16
+ * weight is decoded on the way, with no float32 copy in the stored order between.
  */
-function transposeEach(weight: Weight, count: number, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(count * rows * cols);
-  const half = weight.dataType === FLOAT16;
-  const values = half
-    ? new Uint16Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength / 2)
-    : decodeFloats(weight);
-  const table = half ? halfTable() : null;
+function transposeInto(stored: Stored, index: number, rows: number, cols: number, out: Float32Array): Float32Array {
+  const { view } = stored;
   const size = rows * cols;
-  // One matrix at a time through views of its own, writing each output row in order and reading the
-  // stored column with a stride: in V8, 1 ms an expert matrix against 5.5 ms writing with the stride.
-  for (let at = 0; at < count * size; at += size) {
-    const from = values.subarray(at, at + size);
-    const to = out.subarray(at, at + size);
-    let written = 0;
+  const from = index * size;
+  // Each output row in order, reading the stored column with a stride: in V8, 1 ms a checkpoint's
+  // [64, 96, 48] expert weight against 5.5 ms writing with the stride.
+  let written = 0;
+  if (stored.half) {
+    const table = halfTable();
     for (let c = 0; c < cols; c++)
-      if (table) for (let read = c; read < size; read += cols) to[written++] = table[from[read]];
-      else for (let read = c; read < size; read += cols) to[written++] = from[read];
-  }
+      for (let read = from + c; read < from + size; read += cols)
+        out[written++] = table[view.getUint16(2 * read, true)];
+  } else
+    for (let c = 0; c < cols; c++)
+      for (let read = from + c; read < from + size; read += cols) out[written++] = view.getFloat32(4 * read, true);
   return out;
+}
+
+/**
+ * A pass's intermediates, kept by name from one pass to the next: ~12 MB of
+ * fresh arrays a pass on the z-loss page's batch, and on the two-core machine
+ * each fresh page of memory costs ~15 µs the first time it is touched
+ * (docs/architecture.md), a quarter of the worker's time there. Every array
+ * is written in full before it is read; a pass runs from start to end in one
+ * call, so no two passes share one. Arrays over `KEEP_AT_MOST` bytes (a long
+ * text's batch) are not kept: the worker would hold them for the page's life.
+ */
+const kept = new Map<string, ArrayBuffer>();
+const KEEP_AT_MOST = 32 * 2 ** 20;
+
+function scratch<A extends Float32ArrayConstructor | Int32ArrayConstructor>(
+  name: string,
+  Array: A,
+  length: number,
+): InstanceType<A> {
+  const bytes = length * 4;
+  let buffer = kept.get(name);
+  if (!buffer || buffer.byteLength < bytes) {
+    buffer = new ArrayBuffer(bytes);
+    if (bytes <= KEEP_AT_MOST) kept.set(name, buffer);
+  }
+  return new Array(buffer, 0, length) as InstanceType<A>;
 }
 
 /**
@@ -265,15 +320,15 @@ export function routerForward(
   const { width, experts, blocks } = graph;
   const tokens = batch * seq;
   if (inputIds.length !== tokens) throw new Error(`${inputIds.length} token ids for a batch of ${batch} × ${seq}`);
-  const x = new Float32Array(tokens * width);
   for (let t = 0; t < tokens; t++) {
     const id = inputIds[t];
     if (!(id >= 0 && id < graph.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${graph.vocab}`);
-    x.set(graph.embed.subarray(id * width, (id + 1) * width), t * width);
   }
+  const x = scratch("x", Float32Array, tokens * width);
+  for (let t = 0; t < tokens; t++) readValues(graph.embed, inputIds[t] * width, width, x, t * width);
   const rope = ropeTables(graph, seq);
-  const router = new Float32Array(blocks.length * tokens * experts);
-  const normed = new Float32Array(tokens * width);
+  const router = new Float32Array(blocks.length * tokens * experts); // the answer: the caller's to keep
+  const normed = scratch("normed", Float32Array, tokens * width);
   for (let layer = 0; layer < blocks.length; layer++) {
     const block = blocks[layer];
     rmsNorm(x, block.attnNorm, graph.normEps, normed);
@@ -356,31 +411,24 @@ function attention(
   const { width, heads, normEps } = graph;
   const tokens = batch * seq;
   const head = width / heads;
-  const q = rmsNorm(
-    linear(x, block.q, width, width, new Float32Array(tokens * width)),
-    block.qNorm,
-    normEps,
-    new Float32Array(tokens * width),
-  );
-  const k = rmsNorm(
-    linear(x, block.k, width, width, new Float32Array(tokens * width)),
-    block.kNorm,
-    normEps,
-    new Float32Array(tokens * width),
-  );
-  const v = linear(x, block.v, width, width, new Float32Array(tokens * width));
+  // Normalised in place: each row's scale is computed before any of its values is written.
+  const q = linear(x, block.q, width, width, scratch("q", Float32Array, tokens * width));
+  rmsNorm(q, block.qNorm, normEps, q);
+  const k = linear(x, block.k, width, width, scratch("k", Float32Array, tokens * width));
+  rmsNorm(k, block.kNorm, normEps, k);
+  const v = linear(x, block.v, width, width, scratch("v", Float32Array, tokens * width));
   applyRope(q, graph, seq, rope);
   applyRope(k, graph, seq, rope);
   const scale = Math.fround(Math.sqrt(head));
-  const mixed = new Float32Array(tokens * width);
+  const mixed = scratch("mixed", Float32Array, tokens * width);
   // One sequence's one head at a time, its two products through `linear`: the scores q·k for every pair
   // (the half above the diagonal is computed and never read), and the probabilities times the values,
   // where each query's row is zero past itself (a zero adds nothing, bit for bit: the causal sum exactly).
   const qh = new Float32Array(seq * head); // [seq, head]
   const kh = new Float32Array(seq * head); // [seq, head]
   const vt = new Float32Array(head * seq); // [head, seq]: values transposed, each output a row
-  const scores = new Float32Array(seq * seq);
-  const probabilities = new Float32Array(seq * seq);
+  const scores = scratch("scores", Float32Array, seq * seq);
+  const probabilities = scratch("probabilities", Float32Array, seq * seq);
   const mix = new Float32Array(seq * head);
   const weights = new Float64Array(seq);
   for (let b = 0; b < batch; b++)
@@ -407,7 +455,7 @@ function attention(
       linear(probabilities, vt, seq, head, mix);
       for (let i = 0; i < seq; i++) mixed.set(mix.subarray(i * head, (i + 1) * head), (b * seq + i) * width + h * head);
     }
-  return linear(mixed, block.o, width, width, new Float32Array(tokens * width));
+  return linear(mixed, block.o, width, width, scratch("attended", Float32Array, tokens * width));
 }
 
 /**
@@ -425,8 +473,8 @@ function mixture(
 ): Float32Array {
   const { width, hidden, topK, experts: count } = graph;
   const tokens = x.length / width;
-  const chosen = new Int32Array(tokens * topK);
-  const gates = new Float32Array(tokens * topK);
+  const chosen = scratch("chosen", Int32Array, tokens * topK);
+  const gates = scratch("gates", Float32Array, tokens * topK);
   const probs = new Float32Array(count);
   const scores = new Float64Array(count);
   for (let t = 0; t < tokens; t++) {
@@ -444,18 +492,22 @@ function mixture(
   const starts = new Int32Array(count + 1);
   for (let i = 0; i < chosen.length; i++) starts[chosen[i] + 1]++;
   for (let e = 0; e < count; e++) starts[e + 1] += starts[e];
-  const slotsByExpert = new Int32Array(chosen.length);
+  const slotsByExpert = scratch("slotsByExpert", Int32Array, chosen.length);
   const next = starts.slice(0, count);
   for (let i = 0; i < chosen.length; i++) slotsByExpert[next[chosen[i]]++] = i;
 
   // Each expert's slots as one block of rows, through `linear`: gate and up projections, SwiGLU, down projection.
   let busiest = 0;
   for (let e = 0; e < count; e++) busiest = Math.max(busiest, starts[e + 1] - starts[e]);
-  const rows = new Float32Array(busiest * width);
-  const gate = new Float32Array(busiest * hidden);
-  const up = new Float32Array(busiest * hidden);
-  const down = new Float32Array(busiest * width);
-  const slotOut = new Float32Array(chosen.length * width);
+  const rows = scratch("rows", Float32Array, busiest * width);
+  const gate = scratch("gate", Float32Array, busiest * hidden);
+  const up = scratch("up", Float32Array, busiest * hidden);
+  const down = scratch("down", Float32Array, busiest * width);
+  const slotOut = scratch("slotOut", Float32Array, chosen.length * width);
+  const size = hidden * width;
+  const gateWeights = scratch("gateWeights", Float32Array, size); // [hidden, width]
+  const upWeights = scratch("upWeights", Float32Array, size); // [hidden, width]
+  const downWeights = scratch("downWeights", Float32Array, size); // [width, hidden]
   for (let e = 0; e < count; e++) {
     const n = starts[e + 1] - starts[e];
     if (n === 0) continue;
@@ -464,16 +516,21 @@ function mixture(
       rows.set(x.subarray(token * width, (token + 1) * width), r * width);
     }
     const block = rows.subarray(0, n * width);
-    const size = hidden * width;
-    linear(block, experts.gate.subarray(e * size, (e + 1) * size), width, hidden, gate);
-    linear(block, experts.up.subarray(e * size, (e + 1) * size), width, hidden, up);
+    linear(block, transposeInto(experts.gate, e, width, hidden, gateWeights), width, hidden, gate);
+    linear(block, transposeInto(experts.up, e, width, hidden, upWeights), width, hidden, up);
     for (let i = 0; i < n * hidden; i++) gate[i] = swiglu(gate[i], up[i]);
-    linear(gate.subarray(0, n * hidden), experts.down.subarray(e * size, (e + 1) * size), hidden, width, down);
+    linear(
+      gate.subarray(0, n * hidden),
+      transposeInto(experts.down, e, hidden, width, downWeights),
+      hidden,
+      width,
+      down,
+    );
     for (let r = 0; r < n; r++)
       slotOut.set(down.subarray(r * width, (r + 1) * width), slotsByExpert[starts[e] + r] * width);
   }
   // Each token's slots summed in the order of its top-k, as the graph's [1, k] @ [k, d] product.
-  const out = new Float32Array(tokens * width);
+  const out = scratch("mixture", Float32Array, tokens * width);
   for (let t = 0; t < tokens; t++)
     for (let c = 0; c < width; c++) {
       let sum = 0;
