@@ -35,6 +35,7 @@
 import type { OlmoeMini } from "./olmoe-mini-facts.js";
 import { weightValues, type SplitModel, type Weight } from "./onnx-weights.js";
 import { linearLanes, type Linear } from "./linear-kernel.js";
+import { topKRow } from "../routing.js";
 
 /** The attention and MoE weights of one block. Projections are stored [out, in]: each output is a dot product over one contiguous row. */
 interface Block {
@@ -480,13 +481,9 @@ function mixture(
   for (let t = 0; t < tokens; t++) {
     softmax(logits, t * count, count, probs);
     for (let e = 0; e < count; e++) scores[e] = Math.fround(probs[e] + experts.bias[e]);
-    for (let s = 0; s < topK; s++) {
-      let best = -1;
-      for (let e = 0; e < count; e++) if (best < 0 || scores[e] > scores[best]) best = e;
-      chosen[t * topK + s] = best;
-      gates[t * topK + s] = probs[best];
-      scores[best] = -Infinity;
-    }
+    // Largest first, ties to the lower index, as ONNX's TopK.
+    topKRow(scores, count, topK, chosen, t * topK);
+    for (let s = 0; s < topK; s++) gates[t * topK + s] = probs[chosen[t * topK + s]];
   }
   // Slots grouped by expert, in token order within each.
   const starts = new Int32Array(count + 1);
@@ -511,9 +508,10 @@ function mixture(
   for (let e = 0; e < count; e++) {
     const n = starts[e + 1] - starts[e];
     if (n === 0) continue;
+    // Row copies by index: a subarray per row made a view object per slot, a tenth of this function.
     for (let r = 0; r < n; r++) {
-      const token = (slotsByExpert[starts[e] + r] / topK) | 0;
-      rows.set(x.subarray(token * width, (token + 1) * width), r * width);
+      const from = ((slotsByExpert[starts[e] + r] / topK) | 0) * width;
+      for (let c = 0; c < width; c++) rows[r * width + c] = x[from + c];
     }
     const block = rows.subarray(0, n * width);
     linear(block, transposeInto(experts.gate, e, width, hidden, gateWeights), width, hidden, gate);
@@ -526,17 +524,24 @@ function mixture(
       width,
       down,
     );
-    for (let r = 0; r < n; r++)
-      slotOut.set(down.subarray(r * width, (r + 1) * width), slotsByExpert[starts[e] + r] * width);
+    for (let r = 0; r < n; r++) {
+      const to = slotsByExpert[starts[e] + r] * width;
+      for (let c = 0; c < width; c++) slotOut[to + c] = down[r * width + c];
+    }
   }
   // Each token's slots summed in the order of its top-k, as the graph's [1, k] @ [k, d] product.
+  // Summed in float64, one slot's row after another (each column's sum in the same order as one by one).
   const out = scratch("mixture", Float32Array, tokens * width);
-  for (let t = 0; t < tokens; t++)
-    for (let c = 0; c < width; c++) {
-      let sum = 0;
-      for (let s = 0; s < topK; s++) sum += gates[t * topK + s] * slotOut[(t * topK + s) * width + c];
-      out[t * width + c] = sum;
+  const sums = new Float64Array(width);
+  for (let t = 0; t < tokens; t++) {
+    sums.fill(0);
+    for (let s = 0; s < topK; s++) {
+      const gate = gates[t * topK + s];
+      const from = (t * topK + s) * width;
+      for (let c = 0; c < width; c++) sums[c] += gate * slotOut[from + c];
     }
+    for (let c = 0; c < width; c++) out[t * width + c] = sums[c];
+  }
   return out;
 }
 
