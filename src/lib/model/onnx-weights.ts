@@ -40,9 +40,9 @@ export interface Weight {
 }
 
 export interface SplitModel {
-  /** The model with no initializer: every weight is a graph input after the graph's own inputs. */
+  /** The model with no initializer: every weight is a graph input after the graph's own inputs (written when first read). */
   readonly graph: Uint8Array;
-  /** Identifies `graph` (a hash of its bytes and their length). */
+  /** Identifies `graph` (a hash of its bytes and their length; computed when read). */
   readonly key: string;
   /** The graph's own inputs (what a caller feeds besides the weights), in the graph's order. */
   readonly inputNames: readonly string[];
@@ -281,7 +281,7 @@ export function splitWeights(model: Uint8Array): SplitModel {
     .filter((name) => !byName.has(name));
 
   // Nodes without their names; an Identity that copies an initializer becomes a weight of its own.
-  const nodes: Uint8Array[] = [];
+  const nodes: Field[][] = [];
   const graphNodes: GraphNode[] = [];
   for (const field of graphFields) {
     if (field.number !== GRAPH_NODE) continue;
@@ -295,29 +295,48 @@ export function splitWeights(model: Uint8Array): SplitModel {
       if (!byName.has(outs[0])) byName.set(outs[0], { ...source, name: outs[0] });
       continue;
     }
-    nodes.push(message(GRAPH_NODE, concat(nodeFields.filter((f) => f.number !== NODE_NAME).map((f) => f.encoded))));
+    nodes.push(nodeFields);
     graphNodes.push({ opType, inputs: ins, outputs: outs });
   }
 
   const weights = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // The graph's own fields in their order (nodes rewritten, initializers gone), then one input per weight.
-  const graph: Uint8Array[] = [];
-  let nodesWritten = false;
-  for (const field of graphFields) {
-    if (field.number === GRAPH_NODE) {
-      if (!nodesWritten) graph.push(...nodes);
-      nodesWritten = true;
-    } else if (field.number === GRAPH_INPUT) {
-      const [name] = stringsOf(fields(field.bytes), VALUE_INFO_NAME);
-      if (!byName.has(name)) graph.push(field.encoded); // an initializer listed as an input is declared below
-    } else if (field.number !== GRAPH_INITIALIZER) graph.push(field.encoded);
-  }
-  for (const weight of weights) graph.push(tensorInput(weight.name, weight.dataType, weight.dims));
-  const bytes = concat([
-    ...modelFields.filter((f) => f.number !== MODEL_GRAPH && f.number !== MODEL_METADATA).map((f) => f.encoded),
-    message(MODEL_GRAPH, concat(graph)),
-  ]);
-  return { graph: bytes, key: `${hash(bytes)}:${bytes.length}`, inputNames, weights, outputNames, nodes: graphNodes };
+  // Written when first asked for: only onnxruntime reads it, and the lab's own forward pass, which
+  // reads most checkpoints, needs the nodes and weights alone (10–15 ms a checkpoint in Node).
+  const encode = (): Uint8Array => {
+    const graph: Uint8Array[] = [];
+    let nodesWritten = false;
+    for (const field of graphFields) {
+      if (field.number === GRAPH_NODE) {
+        if (!nodesWritten)
+          for (const node of nodes)
+            graph.push(message(GRAPH_NODE, concat(node.filter((f) => f.number !== NODE_NAME).map((f) => f.encoded))));
+        nodesWritten = true;
+      } else if (field.number === GRAPH_INPUT) {
+        const [name] = stringsOf(fields(field.bytes), VALUE_INFO_NAME);
+        if (!byName.has(name)) graph.push(field.encoded); // an initializer listed as an input is declared below
+      } else if (field.number !== GRAPH_INITIALIZER) graph.push(field.encoded);
+    }
+    for (const weight of weights) graph.push(tensorInput(weight.name, weight.dataType, weight.dims));
+    return concat([
+      ...modelFields.filter((f) => f.number !== MODEL_GRAPH && f.number !== MODEL_METADATA).map((f) => f.encoded),
+      message(MODEL_GRAPH, concat(graph)),
+    ]);
+  };
+  let bytes: Uint8Array | null = null;
+  let key: string | null = null;
+  return {
+    get graph() {
+      return (bytes ??= encode());
+    },
+    get key() {
+      return (key ??= `${hash(this.graph)}:${this.graph.length}`);
+    },
+    inputNames,
+    weights,
+    outputNames,
+    nodes: graphNodes,
+  };
 }
 
 /** Whether two split graphs are the same bytes (a key match confirmed). */
