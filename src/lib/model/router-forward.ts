@@ -279,8 +279,8 @@ function transposeInto(stored: Stored, index: number, rows: number, cols: number
 }
 
 /**
- * A pass's intermediates, kept by name from one pass to the next: ~12 MB of
- * fresh arrays a pass on the z-loss page's batch, and on the two-core machine
+ * A pass's intermediates, kept by name from one pass to the next: ~8 MB of
+ * fresh arrays a pass on the z-loss page's 4 × 128 tokens, and on the two-core machine
  * each fresh page of memory costs ~15 µs the first time it is touched
  * (docs/architecture.md), a quarter of the worker's time there. Every array
  * is written in full before it is read; a pass runs from start to end in one
