@@ -59,10 +59,13 @@ test("a weight is a view of the file's bytes, not a copy; its values and feeds a
       ],
     );
     // Aligned once for a session: the same weight where its bytes are aligned, a copy of them where not.
-    for (const [w, a] of weights.map((w, i) => [w, alignedWeights(weights)[i]] as const)) {
-      assert.deepEqual([...a.data], [...w.data]);
-      assert.equal(a.data.byteOffset % (w.dataType === 10 ? 2 : 4), 0);
-    }
+    const aligned = alignedWeights(weights);
+    weights.forEach((w, i) => {
+      const width = w.dataType === 10 ? 2 : 4;
+      assert.deepEqual([...aligned[i].data], [...w.data]);
+      assert.equal(aligned[i].data.byteOffset % width, 0);
+      assert.equal(aligned[i] === w, w.data.byteOffset % width === 0, `${w.name} copied only where unaligned`);
+    });
     for (const fed of [weights, alignedWeights(weights)]) {
       const out = await session.run({ ...x, ...weightFeeds(ort.Tensor, fed) });
       assert.deepEqual([...(out.y.data as Float32Array)], [4, 5]); // by hand, as below

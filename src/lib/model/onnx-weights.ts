@@ -92,9 +92,13 @@ export type AnyTensorConstructor<T> = new (type: any, data: any, dims: readonly 
  */
 export function weightValues(weight: Weight): WeightArray {
   const { bytes, array } = WEIGHT_TYPES[weight.dataType];
-  const { data } = weight;
-  const aligned = data.byteOffset % bytes === 0 ? data : data.slice();
+  const aligned = alignedBytes(weight);
   return new array(aligned.buffer as ArrayBuffer, aligned.byteOffset, aligned.byteLength / bytes);
+}
+
+/** The weight's bytes where they lie at a multiple of its type's width, else a copy of them (at offset 0). */
+function alignedBytes({ data, dataType }: Weight): Uint8Array {
+  return data.byteOffset % WEIGHT_TYPES[dataType].bytes === 0 ? data : data.slice();
 }
 
 /**
@@ -103,11 +107,10 @@ export function weightValues(weight: Weight): WeightArray {
  * every run aligns them once (`weightFeeds` then copies nothing).
  */
 export function alignedWeights(weights: readonly Weight[]): Weight[] {
-  return weights.map((weight) =>
-    weight.data.byteOffset % WEIGHT_TYPES[weight.dataType].bytes === 0
-      ? weight
-      : { ...weight, data: weight.data.slice() },
-  );
+  return weights.map((weight) => {
+    const data = alignedBytes(weight);
+    return data === weight.data ? weight : { ...weight, data };
+  });
 }
 
 /** A checkpoint's weights as the runtime's tensors, by input name: views of the weights' bytes where aligned (`alignedWeights`). */
