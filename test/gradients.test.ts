@@ -1,7 +1,8 @@
 // Every analytic gradient against central finite differences.
 import { test } from "node:test";
+import assert from "node:assert/strict";
 import fc from "fast-check";
-import { differentiableLosses, lossGradient } from "../src/lib/losses/gradients.js";
+import { addLossGradient, differentiableLosses, lossGradient } from "../src/lib/losses/gradients.js";
 import { lossByName, lossRecord, type LossName } from "../src/lib/losses/index.js";
 import { summarize } from "../src/lib/summary.js";
 import type { RouterLogits } from "../src/lib/types.js";
@@ -70,4 +71,32 @@ test("the LBL gradient of one layer is (E/T) p_j (f_j − Σ f p), as the spec w
     const fp = f.reduce((a, fe, e) => a + fe * p[e], 0);
     for (let j = 0; j < 3; j++) assertClose(gradient[t * 3 + j], (3 / 3) * p[j] * (f[j] - fp), 1e-12);
   }
+});
+
+test("addLossGradient adds weight × lossGradient into a given array, bit for bit, and refuses a wrong length", () => {
+  fc.assert(
+    fc.property(
+      arbitraryBatch({ maxTokens: 6, maxExperts: 8, maxSequences: 4 }),
+      fc.double({ min: -3, max: 3, noNaN: true }),
+      ({ logits, topK, sequenceLengths, microBatch }, weight) => {
+        const options = { topK, sequenceLengths, microBatchSequences: microBatch };
+        const start = Float64Array.from(logits.data, (_, i) => Math.sin(i)); // a sum already under way
+        for (const name of differentiableLosses) {
+          const g = lossGradient(logits, name, options);
+          const into = Float64Array.from(start);
+          addLossGradient(logits, name, options, into, weight);
+          // Each logit has one term of every loss here (blocks never overlap), so the sums agree exactly.
+          for (let i = 0; i < g.length; i++)
+            if (!Object.is(into[i], start[i] + weight * g[i]))
+              throw new Error(`${name} at ${i}: ${into[i]} against ${start[i] + weight * g[i]}`);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+  const logits: RouterLogits = { data: new Float64Array(6), layers: 1, tokens: 2, experts: 3 };
+  assert.throws(
+    () => addLossGradient(logits, "lbl.switch", { topK: 1 }, new Float64Array(5)),
+    /the gradient's array holds 5 values; the logits 6/,
+  );
 });

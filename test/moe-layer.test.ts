@@ -10,6 +10,7 @@ import {
   makeTask,
   objective,
   sampleBatch,
+  stepBuffers,
   trainRun,
   trainStep,
   type LayerConfig,
@@ -70,6 +71,30 @@ test("same seed, same curve; another seed, another curve", () => {
     c = trainRun({ ...defaultLayerConfig, seed: 2 }, 30);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a[29].taskLoss, c[29].taskLoss);
+});
+
+test("a run's reused arrays give the same steps, bit for bit, as arrays made afresh for each step", () => {
+  for (const strategy of ["none", "lbl-micro", "lbl-global", "loss-free"] as Strategy[]) {
+    const config: LayerConfig = { ...defaultLayerConfig, strategy, beta: 0.01 };
+    const task = makeTask(config);
+    const fresh = initialParameters(config);
+    const reused = initialParameters(config);
+    const buffers = stepBuffers(config);
+    for (let step = 0; step < 25; step++) {
+      // A stale value left from the last step (an output or gradient summed onto it) would show here.
+      assert.deepEqual(
+        trainStep(config, reused, task, step, buffers),
+        trainStep(config, fresh, task, step),
+        `${strategy}, step ${step}`,
+      );
+    }
+    assert.deepEqual(reused, fresh, strategy);
+  }
+  const other = stepBuffers({ ...defaultLayerConfig, microBatchSize: 16 });
+  assert.throws(
+    () => sampleBatch(defaultLayerConfig, makeTask(defaultLayerConfig), 0, other.batch),
+    /hold 128 samples; the config draws 256/,
+  );
 });
 
 test("fixed seed: without balancing the final MaxVio exceeds every balanced strategy's", () => {
