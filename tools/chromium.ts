@@ -10,6 +10,52 @@ import { join } from "node:path";
 
 export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
+/**
+ * The features Playwright turns off (playwright-core 1.65.1,
+ * packages/playwright-core/src/server/chromium/chromiumSwitches.ts,
+ * `disabledFeatures`). Chromium reads only the last `--disable-features`, so
+ * ours must repeat them; test/chromium-switches.test.ts checks that this list
+ * still holds every one the installed playwright-core turns off.
+ */
+export const playwrightDisabledFeatures = [
+  "AvoidUnnecessaryBeforeUnloadCheckSync",
+  "DestroyProfileOnBrowserClose",
+  "HttpsUpgrades",
+  "HttpsFirstBalancedModeAutoEnable",
+  "LensOverlay",
+  "MediaRouter",
+  "PaintHolding",
+  "ThirdPartyStoragePartitioning",
+  "AvoidCorsURLLoaderRestartOnRedirect",
+  "TcpPortRandomizationWin",
+  "OptimizationHints",
+  "NetworkTimeServiceQuerying",
+  "AimEnabled",
+  "PreconnectToSearch",
+  "msForceBrowserSignIn",
+  "msEdgeUpdateLaunchServicesPreferredVersion",
+];
+
+/**
+ * Debian's Chromium 156 opens the omnibox's popup as a WebUI page in a
+ * renderer of its own (`--top-chrome-webui`) as it starts, even headless:
+ * ~1.2 s of CPU in the second after `launch` returns, on two cores shared with
+ * whatever page is opened at once. A reader's browser did that when it
+ * started, not when they opened a page of the lab, so a cold visit timed
+ * beside it read 0.7–1 s slow (interleaved visits, medians of 5–7: z-loss's
+ * live table 3.53 against 2.67 s, granularity's 3.08 against 2.11 s, the
+ * ablation's 3.75 against 2.67 s). Turning off both popups leaves no such
+ * renderer; test/browser/harness.test.ts checks that none starts.
+ */
+export const omniboxWebUiFeatures = ["WebUIOmniboxPopup", "WebUIOmniboxAimPopup"];
+
+const profiles = new WeakMap<BrowserContext, string>();
+
+/** The profile folder a context from `launch` runs in: its processes carry it as `--user-data-dir`. */
+export function profileOf(context: BrowserContext): string | undefined {
+  return profiles.get(context);
+}
+
 export async function launch(options: { webgpu?: boolean } = {}): Promise<BrowserContext> {
   const args = [
     "--no-sandbox",
@@ -19,6 +65,7 @@ export async function launch(options: { webgpu?: boolean } = {}): Promise<Browse
     "--no-first-run",
     "--disable-quic",
     "--disable-dev-shm-usage",
+    `--disable-features=${[...playwrightDisabledFeatures, ...omniboxWebUiFeatures].join(",")}`,
   ];
   if (options.webgpu) args.push("--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader");
   // A fresh profile each launch (a cold cache), removed when the browser closes: a bench run
@@ -40,6 +87,7 @@ export async function launch(options: { webgpu?: boolean } = {}): Promise<Browse
       // a leftover profile in the temporary folder is not worth failing a test or a bench run over
     }
   };
+  profiles.set(context, profile);
   context.setDefaultTimeout(patience);
   context.setDefaultNavigationTimeout(patience);
   return context;
