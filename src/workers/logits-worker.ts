@@ -12,15 +12,7 @@ import { AuxMapCounter } from "../lib/aux-map.js";
 import { planLogits, streamLogits, summaryForPlan, type ByteSource, type LogitsPlan } from "../lib/io/stream.js";
 import type { LogitsWorkerMessage, LogitsWorkerRequest } from "./logits-protocol.js";
 import { describeReadError as describe } from "../lib/io/read-error.js";
-
-/** A dropped file read by ranges (a Blob is the browser's handle on it). */
-function blobSource(blob: Blob, name: string): ByteSource {
-  return {
-    name,
-    size: blob.size,
-    read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()),
-  };
-}
+import { blobSource } from "./blob-source.js";
 
 let source: ByteSource | null = null;
 let plan: LogitsPlan | null = null;

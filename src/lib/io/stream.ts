@@ -19,6 +19,12 @@ export interface ByteSource {
   readonly name: string;
   readonly size: number;
   read(start: number, end: number): Promise<Uint8Array>;
+  /**
+   * `read`, for the rows' chunks (`streamLogits`): the caller is done with the
+   * bytes once it has called `readChunk` twice more, so a source may reuse
+   * their memory then. Optional: `read` serves when it is absent.
+   */
+  readChunk?(start: number, end: number): Promise<Uint8Array>;
 }
 
 export const MAX_WHOLE_BYTES = 256 * 1024 * 1024;
@@ -189,7 +195,9 @@ export async function streamLogits(
       });
     return list;
   });
-  const read = (i: number) => source.read(chunks[i].start, chunks[i].start + chunks[i].count * chunks[i].rowBytes);
+  // One chunk is held (summarised) while the next is read, never more: `readChunk`'s contract.
+  const readChunk = source.readChunk?.bind(source) ?? source.read.bind(source);
+  const read = (i: number) => readChunk(chunks[i].start, chunks[i].start + chunks[i].count * chunks[i].rowBytes);
   let done = 0;
   let row = firstRow;
   let next = chunks.length ? read(0) : null;
