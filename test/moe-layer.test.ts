@@ -90,10 +90,30 @@ test("a run's reused arrays give the same steps, bit for bit, as arrays made afr
     }
     assert.deepEqual(reused, fresh, strategy);
   }
-  const other = stepBuffers({ ...defaultLayerConfig, microBatchSize: 16 });
+  // Arrays made for another shape are refused, not written past their end.
+  const task = makeTask(defaultLayerConfig);
+  const params = initialParameters(defaultLayerConfig);
+  const batch = sampleBatch(defaultLayerConfig, task, 0);
+  const fewerSamples = stepBuffers({ ...defaultLayerConfig, microBatchSize: 16 });
   assert.throws(
-    () => sampleBatch(defaultLayerConfig, makeTask(defaultLayerConfig), 0, other.batch),
-    /hold 128 samples; the config draws 256/,
+    () => sampleBatch(defaultLayerConfig, task, 0, fewerSamples.batch),
+    /inputs holds 2048 values, not 4096/,
+  );
+  const moreExperts = stepBuffers({ ...defaultLayerConfig, experts: 16 });
+  assert.throws(
+    () => forward(defaultLayerConfig, params, batch, moreExperts.forward),
+    /logits holds 4096 values, not 2048/,
+  );
+  const f = forward(defaultLayerConfig, params, batch);
+  const otherTopK = stepBuffers({ ...defaultLayerConfig, topK: 3 });
+  assert.throws(
+    () => forward(defaultLayerConfig, params, batch, otherTopK.forward),
+    /chosen holds 768 values, not 512/,
+  );
+  const widerInputs = stepBuffers({ ...defaultLayerConfig, inputDim: 20 });
+  assert.throws(
+    () => gradients(defaultLayerConfig, params, batch, f, undefined, widerInputs.gradients),
+    /the gradient arrays were made for another shape: experts holds 1280 values, not 1024/,
   );
 });
 

@@ -133,6 +133,19 @@ export function stepBuffers(config: LayerConfig): StepBuffers {
   };
 }
 
+/**
+ * Throws unless each array holds as many values as this config and batch
+ * give it: arrays made for another shape would be written past their end,
+ * which a typed array ignores, and give wrong numbers without a word.
+ */
+function expectLengths(what: string, arrays: [name: string, array: ArrayLike<number>, length: number][]): void {
+  for (const [name, array, length] of arrays)
+    if (array.length !== length)
+      throw new Error(
+        `the ${what} arrays were made for another shape: ${name} holds ${array.length} values, not ${length}`,
+      );
+}
+
 function batchBuffers(config: LayerConfig): Batch {
   const size = config.microBatches * config.microBatchSize;
   return {
@@ -149,7 +162,11 @@ export function sampleBatch(config: LayerConfig, task: Task, step: number, into:
   const normal = normalGenerator(config.seed * 1_000_033 + step);
   const { inputDim: d, outputDim: o, microBatches, microBatchSize } = config;
   const size = microBatches * microBatchSize;
-  if (into.size !== size) throw new Error(`the batch's arrays hold ${into.size} samples; the config draws ${size}`);
+  expectLengths("batch", [
+    ["inputs", into.inputs, size * d],
+    ["targets", into.targets, size * o],
+    ["cluster", into.cluster, size],
+  ]);
   const { inputs, targets, cluster } = into;
   // The arrays in locals, here and in forward and gradients: V8 then keeps them
   // in registers through the inner loops instead of reloading each property
@@ -205,8 +222,12 @@ export function forward(
 ): Forward {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
-  if (into.outputs.length !== N * o)
-    throw new Error(`the forward arrays hold ${into.outputs.length / o} samples; the batch ${N}`);
+  expectLengths("forward", [
+    ["logits", into.logits, N * E],
+    ["chosen", into.chosen, N * k],
+    ["expertOutputs", into.expertOutputs, N * k * o],
+    ["rowProbs", into.rowProbs, E],
+  ]);
   const { logits, probs, chosen, expertOutputs, outputs, rowProbs: p, rowScores: scores } = into;
   outputs.fill(0); // summed over each sample's k experts
   const { inputs } = batch;
@@ -331,8 +352,10 @@ export function gradients(
 ): { router: Float64Array; experts: Float64Array } {
   const { experts: E, topK: k, inputDim: d, outputDim: o } = config;
   const N = batch.size;
-  if (into.dLogits.length !== N * E)
-    throw new Error(`the gradient arrays hold ${into.dLogits.length / E} samples; the batch ${N}`);
+  expectLengths("gradient", [
+    ["experts", into.experts, E * d * o],
+    ["dLogits", into.dLogits, N * E],
+  ]);
   const { router, experts, dLogits, dOut, dProb } = into;
   router.fill(0); // both summed over the batch
   experts.fill(0);
