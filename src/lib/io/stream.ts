@@ -12,7 +12,14 @@ import { SummaryBuilder, type LayerRange, type SummaryOptions } from "../summary
 import { validateBatch } from "../validate.js";
 import { npyDataStart, parseNpyHeader } from "./npy.js";
 import { MAX_HEADER_BYTES, biasOfTensors, parseSafetensorsHeader, safetensorsShape } from "./safetensors.js";
-import { decodeFloats, elementBytes, layoutOfShape, type ElementType, type LogitsInput } from "./tensor.js";
+import {
+  DecodeBuffers,
+  decodeFloats,
+  elementBytes,
+  layoutOfShape,
+  type ElementType,
+  type LogitsInput,
+} from "./tensor.js";
 
 /** A file, a Blob or a byte array, read by ranges. */
 export interface ByteSource {
@@ -154,6 +161,8 @@ export interface StreamOptions {
 /**
  * Calls `onRows` with consecutive chunks of whole rows (`count` rows in
  * `values`), checking every value; `onProgress` gets the bytes read so far.
+ * `values` is valid only during the call: the next chunk is read or decoded
+ * into the same memory (copy what must be kept).
  */
 export async function streamLogits(
   source: ByteSource,
@@ -198,6 +207,7 @@ export async function streamLogits(
   // One chunk is held (summarised) while the next is read, never more: `readChunk`'s contract.
   const readChunk = source.readChunk?.bind(source) ?? source.read.bind(source);
   const read = (i: number) => readChunk(chunks[i].start, chunks[i].start + chunks[i].count * chunks[i].rowBytes);
+  const decoded = new DecodeBuffers();
   let done = 0;
   let row = firstRow;
   let next = chunks.length ? read(0) : null;
@@ -211,7 +221,7 @@ export async function streamLogits(
       throw new LabInputError(
         `${source.name} ended early: expected ${count * rowBytes} bytes at offset ${start}, read ${bytes.length}`,
       );
-    const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian);
+    const values = decodeFloats(bytes, 0, count * experts, segment.type, segment.littleEndian, decoded);
     if (!options.consumerChecksValues) {
       const bad = firstInvalidLogit(values);
       if (bad >= 0) throw invalidValue(source, plan, row, values, bad);
