@@ -211,8 +211,11 @@ test("broken files each end in one clear message and the page stays usable", { t
   }
   // and a good file still works afterwards
   await drop(page, save("good.safetensors", good));
+  await page.getByTestId("file-description").filter({ hasText: "good.safetensors" }).waitFor();
   await page.getByRole("button", { name: "Compute" }).click();
-  await page.waitForSelector("[data-testid=your-losses]");
+  // its numbers, or its error named in the failure (not a wait for numbers that never come)
+  await page.locator("[data-testid=your-losses], [data-testid=file-error]").first().waitFor();
+  assert.equal(await page.getByTestId("file-error").count(), 0, await page.locator("main").innerText());
   // a broken file after a good one: its numbers must not stay on screen
   await drop(page, save("after.npy", writeNpy(Float32Array.from([0, NaN]), [1, 2])));
   // Its header read first: until then the button on screen is the good file's, and a press of it
