@@ -85,13 +85,13 @@ test("live training: a run's error goes away when a later run trains", { timeout
   // The page's first worker (its spare, started with the page) fails as it starts; the
   // next one, which new settings take, is the real one.
   let served = 0;
-  const { page, problems } = await built.open("live-training", (p) =>
-    p.route(/\/train-worker\.[0-9a-f]+\.js$/, (route) =>
+  const { page, problems } = await built.open("live-training", async (p) => {
+    await p.route(/\/train-worker\.[0-9a-f]+\.js$/, (route) =>
       ++served === 1
         ? route.fulfill({ contentType: "text/javascript", body: "throw new Error('a worker that fails to start')" })
         : route.continue(),
-    ),
-  );
+    );
+  });
   const error = page.getByTestId("live-error");
   await error.waitFor();
   assert.match((await error.textContent()) ?? "", /the training worker failed/);
