@@ -297,6 +297,43 @@ test(
 );
 
 test(
+  "a press of Compute in the same moment as an edit computes with the edit; a later edit clears the numbers",
+  { timeout: testTimeout },
+  async () => {
+    const path = save(
+      "edit-then-press.safetensors",
+      writeSafetensors({ x: { data: logits(2, 300, 8, 43), shape: [2, 300, 8] } }, { top_k: "2" }),
+    );
+    const expected = cli(path, "--score", "sigmoid");
+    assert.notDeepEqual(expected.lbl, cli(path).lbl, "the LBL balances sigmoid scores otherwise");
+    const { page, problems } = await open();
+    await drop(page, path);
+    await page.getByTestId("file-description").filter({ hasText: "edit-then-press" }).waitFor();
+    // The edit and the press in one task: the button's cell has not re-run for the edit when it is pressed.
+    await page.evaluate(() => {
+      const field = [...document.querySelectorAll("form")].find((f) => f.textContent?.includes("score function"))!;
+      const select = field.querySelector("select")!;
+      select.selectedIndex = [...select.options].findIndex((o) => o.textContent === "sigmoid");
+      select.dispatchEvent(new Event("input", { bubbles: true }));
+      [...document.querySelectorAll("button")].find((b) => b.textContent === "Compute")!.click();
+    });
+    await page.locator("[data-testid=your-losses], [data-testid=file-error]").first().waitFor();
+    assert.equal(await page.getByTestId("file-error").count(), 0);
+    assert.match((await page.getByTestId("routing-note").textContent()) ?? "", /sigmoid/);
+    await assertExportIs(page, expected);
+    // an edit after the press: the numbers on screen would no longer be the form's
+    await page
+      .locator("form", { has: page.locator("label", { hasText: "top_k" }) })
+      .locator("input[type=number]")
+      .fill("3");
+    await page.getByTestId("your-losses").waitFor({ state: "detached" });
+    await page.getByText("Press Compute to read every row.").waitFor();
+    assert.deepEqual(problems, []);
+    await page.close();
+  },
+);
+
+test(
   "a sigmoid, grouped, biased router: the page routes the file as moe-lab losses does with the same options",
   { timeout: testTimeout },
   async () => {
