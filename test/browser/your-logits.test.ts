@@ -57,6 +57,13 @@ async function drop(page: Page, path: string): Promise<void> {
   await page.locator("input[type=file]").setInputFiles(path);
 }
 
+/** Waits for the numbers, or fails at once with the page's error (rather than waiting for numbers that never come). */
+async function numbersShown(page: Page): Promise<void> {
+  await page.locator("[data-testid=your-losses], [data-testid=file-error]").first().waitFor();
+  const errors = await page.getByTestId("file-error").allTextContents();
+  assert.deepEqual(errors, [], "the page showed an error instead of numbers");
+}
+
 const families = ["lbl", "z_loss", "cv2", "max_vio"] as const;
 
 /** The page's JSON export is the CLI's record: the same loads, every loss within 1e-9. */
@@ -124,7 +131,7 @@ for (const [name, make, args] of [
         .locator("input[type=number]")
         .fill(String(args[1]));
     await page.getByRole("button", { name: "Compute" }).click();
-    await page.waitForSelector("[data-testid=your-losses]");
+    await numbersShown(page);
     for (const family of families) {
       for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
         const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
@@ -213,9 +220,7 @@ test("broken files each end in one clear message and the page stays usable", { t
   await drop(page, save("good.safetensors", good));
   await page.getByTestId("file-description").filter({ hasText: "good.safetensors" }).waitFor();
   await page.getByRole("button", { name: "Compute" }).click();
-  // its numbers, or its error named in the failure (not a wait for numbers that never come)
-  await page.locator("[data-testid=your-losses], [data-testid=file-error]").first().waitFor();
-  assert.equal(await page.getByTestId("file-error").count(), 0, await page.locator("main").innerText());
+  await numbersShown(page);
   // a broken file after a good one: its numbers must not stay on screen
   await drop(page, save("after.npy", writeNpy(Float32Array.from([0, NaN]), [1, 2])));
   // Its header read first: until then the button on screen is the good file's, and a press of it
@@ -248,7 +253,7 @@ test("a file dropped on the drop zone is read like a picked one", { timeout: tes
     .locator("input[type=number]")
     .fill("2");
   await page.getByRole("button", { name: "Compute" }).click();
-  await page.waitForSelector("[data-testid=your-losses]");
+  await numbersShown(page);
   assert.ok(Math.abs(Number(await page.getByTestId("your-lbl.switch").textContent()) - expected.lbl.switch) < 1e-6);
   assert.deepEqual(problems, []);
   await page.close();
@@ -279,7 +284,7 @@ test(
       .locator("input[type=number]")
       .fill("2");
     await page.getByRole("button", { name: "Compute" }).click();
-    await page.waitForSelector("[data-testid=your-losses]");
+    await numbersShown(page);
     for (const family of families) {
       for (const [key, value] of Object.entries(expected[family] as Record<string, number>)) {
         const shown = Number(await page.getByTestId(`your-${family}.${key}`).textContent());
@@ -317,8 +322,7 @@ test(
       select.dispatchEvent(new Event("input", { bubbles: true }));
       [...document.querySelectorAll("button")].find((b) => b.textContent === "Compute")!.click();
     });
-    await page.locator("[data-testid=your-losses], [data-testid=file-error]").first().waitFor();
-    assert.equal(await page.getByTestId("file-error").count(), 0);
+    await numbersShown(page);
     assert.match((await page.getByTestId("routing-note").textContent()) ?? "", /sigmoid/);
     await assertExportIs(page, expected);
     // an edit after the press: the numbers on screen would no longer be the form's
